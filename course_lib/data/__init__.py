@@ -1,0 +1,1 @@
+"""course_lib.data (see ARCHITECTURE.md)."""

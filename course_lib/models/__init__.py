@@ -1,0 +1,1 @@
+"""course_lib.models (see ARCHITECTURE.md)."""

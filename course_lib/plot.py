@@ -1,0 +1,131 @@
+"""Figures for the lessons: waveform, spectrogram (linear / log / mel), IF image, clip grids.
+
+Every helper takes ``ax=None`` (a new figure is made when it is ``None``) and returns
+``(fig, ax)``, in the style of libfmp, so that a lesson can place plots side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course_lib import spectral
+
+
+def _np1d(x) -> np.ndarray:
+    t = torch.as_tensor(x).detach().to("cpu", torch.float32)
+    if t.ndim == 2:
+        t = t[0]
+    if t.ndim != 1:
+        raise ValueError(f"expected a clip (samples,) or (batch, samples), got shape {tuple(t.shape)}")
+    return t.numpy()
+
+
+def _axes(ax, figsize=(8, 3)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def waveform(x, sr: int, ax=None, title: str | None = None, **plot_kw):
+    """Plot a clip ``(samples,)`` against time in seconds."""
+    y = _np1d(x)
+    fig, ax = _axes(ax)
+    ax.plot(np.arange(len(y)) / sr, y, lw=0.8, **plot_kw)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    ax.set_xlim(0, max(len(y) - 1, 1) / sr)
+    if title:
+        ax.set_title(title)
+    return fig, ax
+
+
+def spectrogram_image(x, sr: int, kind: str = "log", n_fft: int = 1024, hop: int = 256,
+                      n_mels: int = 80) -> np.ndarray:
+    """The image :func:`spectrogram` draws: dB magnitude ``(freq or mel bins, frames)``."""
+    t = torch.as_tensor(_np1d(x)).unsqueeze(0)
+    if kind == "mel":
+        cfg = spectral.MelConfig(sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels, fmax=sr / 2)
+        mag = spectral.mel_spectrogram(t, cfg)[0]
+    elif kind in ("log", "linear"):
+        mag = spectral.stft(t, n_fft, hop)[0].abs()
+    else:
+        raise ValueError(f"unknown spectrogram kind {kind!r}: use 'log', 'linear' or 'mel'")
+    return (20.0 * torch.log10(mag.clamp_min(1e-6))).numpy()
+
+
+def spectrogram(x, sr: int, ax=None, kind: str = "log", n_fft: int = 1024, hop: int = 256,
+                title: str | None = None, vmin: float | None = None, vmax: float | None = None,
+                colorbar: bool = True, n_mels: int = 80):
+    """Spectrogram in dB of a clip. ``kind``: 'linear' (linear Hz axis), 'log' (log Hz axis) or 'mel'."""
+    img = spectrogram_image(x, sr, kind, n_fft, hop, n_mels)
+    fig, ax = _axes(ax)
+    duration = len(_np1d(x)) / sr
+    if vmax is None:
+        vmax = float(img.max())
+    if vmin is None:
+        vmin = vmax - 80.0
+    if kind == "mel":
+        extent = (0, duration, 0, img.shape[0])
+        ylabel = "mel bin"
+    else:
+        extent = (0, duration, 0, sr / 2)
+        ylabel = "frequency (Hz)"
+    mesh = ax.imshow(img, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap="magma")
+    if kind == "log":
+        ax.set_yscale("symlog", linthresh=100)
+        ax.set_ylim(20, sr / 2)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        fig.colorbar(mesh, ax=ax, format="%+.0f dB")
+    return fig, ax
+
+
+def if_image(inst_freq, ax=None, title: str | None = "instantaneous frequency", hop: int | None = None,
+             sr: int | None = None):
+    """Show an IF image ``(freq, frames)`` (values in [-1, 1], as in GANSynth)."""
+    img = torch.as_tensor(inst_freq).detach().to("cpu", torch.float32)
+    if img.ndim == 3:
+        img = img[0]
+    fig, ax = _axes(ax)
+    extent = None
+    if hop and sr:
+        extent = (0, img.shape[1] * hop / sr, 0, sr / 2)
+    mesh = ax.imshow(img.numpy(), origin="lower", aspect="auto", cmap="twilight", vmin=-1, vmax=1, extent=extent)
+    ax.set_xlabel("time (s)" if extent else "frame")
+    ax.set_ylabel("frequency (Hz)" if extent else "bin")
+    if title:
+        ax.set_title(title)
+    fig.colorbar(mesh, ax=ax)
+    return fig, ax
+
+
+def clip_grid(clips, sr: int, ncols: int = 4, kind: str = "mel", titles: Sequence[str] | None = None,
+              n_fft: int = 1024, hop: int = 256, cell_size: tuple[float, float] = (3.0, 2.2)):
+    """A grid of spectrograms of ``clips`` ``(batch, samples)`` with one shared colour scale."""
+    batch = torch.as_tensor(clips)
+    if batch.ndim == 1:
+        batch = batch.unsqueeze(0)
+    images = [spectrogram_image(c, sr, kind, n_fft, hop) for c in batch]
+    vmax = max(float(im.max()) for im in images)
+    vmin = vmax - 80.0
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_size[0] * ncols, cell_size[1] * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        spectrogram(batch[i], sr, ax=ax, kind=kind, n_fft=n_fft, hop=hop, vmin=vmin, vmax=vmax,
+                    colorbar=False, title=titles[i] if titles else None)
+        if i % ncols:
+            ax.set_ylabel("")
+    fig.tight_layout()
+    return fig, axes
