@@ -1,0 +1,1 @@
+"""HW2 grading: collect, autograde, trusted scoring, feedback, export (python -m grading ...)."""

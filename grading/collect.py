@@ -1,0 +1,203 @@
+"""``collect``: unpack an LMS bulk download into nbgrader's ``submitted/`` folder, safely.
+
+Accepted layout of the LMS download (a zip, as Canvas/Moodle-style bulk downloads give):
+one inner zip per submission, named ``<student_id>__<timestamp>.zip`` (timestamp
+``YYYYmmddTHHMMSS`` or ``YYYY-mm-dd-HH-MM-SS``) or ``<student_id>.zip`` (then the entry's own
+modification time is used). Each inner zip holds the student's ``hw2`` folder content
+(``hw2.ipynb``, ``loops/*.wav``, ``checkpoint.pt``), optionally under one top-level folder.
+
+What is refused, with a line in the collect log and nothing written for that file:
+absolute paths or ``..`` (path traversal), symlinks, files larger than the per-file cap, inner
+zips whose unpacked size passes the per-submission cap (zip bombs), and unreadable zips.
+Several submissions of one student: the latest timestamp wins; the others are logged.
+Student ids are normalised to ``[A-Za-z0-9_.-]`` (accents dropped, other characters to ``_``);
+the mapping is logged, and two ids that normalise alike are kept apart with a suffix.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import stat
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+ASSIGNMENT = "hw2"
+MAX_FILE_BYTES = 50 * 1024 * 1024          # one file inside a submission
+MAX_SUBMISSION_BYTES = 200 * 1024 * 1024   # everything a submission unpacks to
+SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
+NAME_PATTERN = re.compile(r"^(?P<student>.+?)(?:__(?P<stamp>\d{8}T\d{6}|\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}))?\.zip$")
+
+
+@dataclass
+class CollectLog:
+    """What ``collect`` did: accepted submissions, refusals and notes, one line each."""
+
+    accepted: dict[str, str] = field(default_factory=dict)   # student id -> source entry
+    refused: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"accepted": self.accepted, "refused": self.refused, "notes": self.notes},
+                                   indent=2, ensure_ascii=False), encoding="utf-8")
+
+    def lines(self) -> list[str]:
+        out = [f"accepted {sid} <- {src}" for sid, src in sorted(self.accepted.items())]
+        return out + [f"refused  {r}" for r in self.refused] + [f"note     {n}" for n in self.notes]
+
+
+def safe_student_id(raw: str) -> str:
+    """An nbgrader-safe id: ASCII letters, digits, ``_ . -`` only (accents stripped, rest -> ``_``)."""
+    ascii_form = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
+    cleaned = SAFE_ID.sub("_", ascii_form).strip("._-")
+    if not cleaned:
+        cleaned = "student"
+    return cleaned[:64]
+
+
+def _timestamp(stamp: str | None, info: zipfile.ZipInfo) -> datetime:
+    if stamp:
+        fmt = "%Y%m%dT%H%M%S" if "T" in stamp else "%Y-%m-%d-%H-%M-%S"
+        return datetime.strptime(stamp, fmt).replace(tzinfo=timezone.utc)
+    return datetime(*info.date_time, tzinfo=timezone.utc)
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    return stat.S_ISLNK(mode)
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member must not be extracted, or None if it is fine."""
+    name = info.filename
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", name):
+        return f"absolute path {name!r}"
+    if ".." in path.parts:
+        return f"path traversal {name!r}"
+    if _is_symlink(info):
+        return f"symlink {name!r}"
+    if info.file_size > MAX_FILE_BYTES:
+        return f"file {name!r} is {info.file_size} bytes (limit {MAX_FILE_BYTES})"
+    return None
+
+
+def _strip_common_root(names: list[str]) -> str:
+    """The single top-level folder all members share (to be dropped), or ''."""
+    tops = {PurePosixPath(n).parts[0] for n in names if PurePosixPath(n).parts}
+    if len(tops) == 1:
+        top = tops.pop()
+        if all(len(PurePosixPath(n).parts) > 1 or n.endswith("/") for n in names):
+            return top
+    return ""
+
+
+def extract_submission(data: bytes, dest: Path, label: str) -> list[str]:
+    """Unpack one student's inner zip into ``dest``; returns the problems that refused it (empty: ok).
+
+    All checks run before anything is written, so a refused submission leaves nothing behind.
+    """
+    try:
+        inner = zipfile.ZipFile(io.BytesIO(data))
+        infos = inner.infolist()
+    except zipfile.BadZipFile as exc:
+        return [f"{label}: not a readable zip ({exc})"]
+    problems = [f"{label}: {p}" for p in (_member_problem(i) for i in infos) if p]
+    total = sum(i.file_size for i in infos)
+    if total > MAX_SUBMISSION_BYTES:
+        problems.append(f"{label}: unpacks to {total} bytes (limit {MAX_SUBMISSION_BYTES})")
+    if problems:
+        return problems
+    files = [i for i in infos if not i.is_dir()]
+    root = _strip_common_root([i.filename for i in files])
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for info in files:
+            parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+            rel = PurePosixPath(*parts[1:]) if root and parts[0] == root else PurePosixPath(*parts)
+            target = staging.joinpath(*rel.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with inner.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, length=1 << 20)
+            if target.stat().st_size > MAX_FILE_BYTES:  # the header lied about the size
+                raise ValueError(f"{label}: {rel} is larger than {MAX_FILE_BYTES} bytes once unpacked")
+    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        return [str(exc) if isinstance(exc, ValueError) else f"{label}: could not unpack ({exc})"]
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(dest)
+    return []
+
+
+def collect(lms_zip: Path, course_dir: Path, assignment: str = ASSIGNMENT) -> CollectLog:
+    """Unpack ``lms_zip`` into ``course_dir/submitted/<student>/<assignment>/``.
+
+    Existing submissions of students not in this download are left alone; a student in it
+    is replaced by their latest submission. The log is also written to
+    ``course_dir/logs/collect.json``.
+    """
+    lms_zip = Path(lms_zip)
+    if not lms_zip.exists():
+        raise FileNotFoundError(f"{lms_zip}: LMS download not found")
+    log = CollectLog()
+    try:
+        outer = zipfile.ZipFile(lms_zip)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{lms_zip}: not a zip file ({exc})") from exc
+
+    candidates: dict[str, list[tuple[datetime, zipfile.ZipInfo, str]]] = {}
+    for info in outer.infolist():
+        if info.is_dir():
+            continue
+        problem = _member_problem(info)
+        name = PurePosixPath(info.filename).name
+        if problem:
+            log.refused.append(f"{info.filename}: {problem}")
+            continue
+        match = NAME_PATTERN.match(name)
+        if not match:
+            log.refused.append(f"{info.filename}: not a '<student_id>[__<timestamp>].zip' submission")
+            continue
+        raw_id = match.group("student")
+        try:
+            when = _timestamp(match.group("stamp"), info)
+        except ValueError:
+            log.refused.append(f"{info.filename}: unreadable timestamp")
+            continue
+        candidates.setdefault(raw_id, []).append((when, info, raw_id))
+
+    used: dict[str, str] = {}
+    for raw_id in sorted(candidates):
+        versions = sorted(candidates[raw_id], key=lambda v: (v[0], v[1].filename))
+        when, info, _ = versions[-1]
+        for older in versions[:-1]:
+            log.notes.append(f"{raw_id}: older submission {older[1].filename} ignored (latest wins: {info.filename})")
+        sid = safe_student_id(raw_id)
+        if sid in used and used[sid] != raw_id:
+            k = 2
+            while f"{sid}_{k}" in used:
+                k += 1
+            sid = f"{sid}_{k}"
+        used[sid] = raw_id
+        if sid != raw_id:
+            log.notes.append(f"student id {raw_id!r} stored as {sid!r}")
+        dest = course_dir / "submitted" / sid / assignment
+        problems = extract_submission(outer.read(info), dest, info.filename)
+        if problems:
+            log.refused.extend(problems)
+            continue
+        (dest / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), encoding="utf-8")
+        (dest / ".collected.json").write_text(json.dumps({"source": info.filename, "student_raw_id": raw_id,
+                                                           "timestamp": when.isoformat()}), encoding="utf-8")
+        log.accepted[sid] = info.filename
+    log.write(course_dir / "logs" / "collect.json")
+    return log
