@@ -46,13 +46,16 @@ def waveform(x, sr: int, ax=None, title: str | None = None, **plot_kw):
 
 def spectrogram_image(x, sr: int, kind: str = "log", n_fft: int = 1024, hop: int = 256,
                       n_mels: int = 80) -> np.ndarray:
-    """The image :func:`spectrogram` draws: dB magnitude ``(freq or mel bins, frames)``."""
+    """The image :func:`spectrogram` draws: dB magnitude ``(freq or mel bins, frames)``.
+
+    Linear/log spectrograms are scaled so that a full-scale sine reads 0 dB (dBFS).
+    """
     t = torch.as_tensor(_np1d(x)).unsqueeze(0)
     if kind == "mel":
         cfg = spectral.MelConfig(sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels, fmax=sr / 2)
         mag = spectral.mel_spectrogram(t, cfg)[0]
     elif kind in ("log", "linear"):
-        mag = spectral.stft(t, n_fft, hop)[0].abs()
+        mag = spectral.stft(t, n_fft, hop)[0].abs() / (n_fft / 4)  # Hann window sum / 2: sine peak -> 1
     else:
         raise ValueError(f"unknown spectrogram kind {kind!r}: use 'log', 'linear' or 'mel'")
     return (20.0 * torch.log10(mag.clamp_min(1e-6))).numpy()

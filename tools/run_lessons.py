@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             status = "ok"
         except CellExecutionError as exc:
             nb = getattr(exc, "nb", None)
-            status = f"FAILED: {str(exc).strip().splitlines()[-1][:200]}"
+            status = f"FAILED: {getattr(exc, 'ename', 'error')}: {str(getattr(exc, 'evalue', exc))[:200]}"
             failures += 1
         elapsed = time.perf_counter() - start
         if status == "ok":

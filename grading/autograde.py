@@ -1,0 +1,89 @@
+"""``autograde``: nbgrader on one submission at a time, with a wall-clock and a memory limit.
+
+Each student runs in its own ``nbgrader autograde`` process (and so its own kernel) with
+``RLIMIT_AS`` set, so a notebook that loops forever or exhausts memory costs that student the
+code points of the cells that did not finish — nobody else's. nbgrader restores locked and
+test cells from the gradebook, so edited or deleted test cells do not change a grade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from grading.course import ASSIGNMENT, nbgrader
+
+MEMORY_MB = int(os.environ.get("HW2_MEMORY_MB", "8192"))
+STUDENT_TIMEOUT_S = int(os.environ.get("HW2_STUDENT_TIMEOUT", "900"))
+
+
+@dataclass
+class AutogradeResult:
+    """What happened when one submission was autograded."""
+
+    student: str
+    ok: bool
+    seconds: float
+    message: str = ""
+
+
+def _limit_memory(megabytes: int):
+    def apply() -> None:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def autograde_student(course_dir: Path, student: str, force: bool = False, memory_mb: int = MEMORY_MB,
+                      timeout_s: int = STUDENT_TIMEOUT_S) -> AutogradeResult:
+    """Autograde one student's HW2 with nbgrader; never raises for a student's fault."""
+    import time
+
+    start = time.perf_counter()
+    args = ["autograde", ASSIGNMENT, "--student", student, "--create"]
+    if force:
+        args.append("--force")
+    try:
+        result = nbgrader(args, course_dir, timeout=timeout_s, preexec_fn=_limit_memory(memory_mb))
+    except subprocess.TimeoutExpired:
+        return AutogradeResult(student, False, time.perf_counter() - start,
+                               f"autograding stopped after {timeout_s} s (time limit); unfinished cells score 0")
+    log = (result.stdout + result.stderr)[-4000:]
+    notebook = Path(course_dir) / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    ok = result.returncode == 0 and notebook.exists()
+    message = "" if ok else _explain_failure(log, memory_mb)
+    return AutogradeResult(student, ok, time.perf_counter() - start, message)
+
+
+def _explain_failure(log: str, memory_mb: int) -> str:
+    lowered = log.lower()
+    if "memoryerror" in lowered or "cannot allocate memory" in lowered or "kernel died" in lowered \
+            or "deadkernel" in lowered:
+        return f"the notebook's kernel died (memory limit {memory_mb} MB or a crash); unfinished cells score 0"
+    if "missing" in lowered and "cell" in lowered:
+        return "the notebook is missing graded cells (deleted?); they score 0"
+    if "no submitted file" in lowered or "no notebooks found" in lowered:
+        return "no hw2.ipynb in the submission; code cells score 0"
+    tail = [line for line in log.strip().splitlines() if line.strip()][-3:]
+    return "nbgrader could not autograde this submission: " + " | ".join(tail)
+
+
+def already_autograded(course_dir: Path, student: str) -> bool:
+    return (Path(course_dir) / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+
+
+def save_result(course_dir: Path, result: AutogradeResult) -> None:
+    path = Path(course_dir) / "logs" / "autograde" / f"{result.student}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
+
+
+def load_result(course_dir: Path, student: str) -> AutogradeResult | None:
+    path = Path(course_dir) / "logs" / "autograde" / f"{student}.json"
+    if not path.is_file():
+        return None
+    return AutogradeResult(**json.loads(path.read_text(encoding="utf-8")))

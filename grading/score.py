@@ -1,0 +1,156 @@
+"""``score``: the trusted part of HW2 grading — loop quality points from the submitted WAVs only.
+
+Runs in its own process (``python -m grading.score SUBMISSION_DIR --out report.json``), started
+by the TA's pipeline with a time and memory limit; it imports only the course's code, reads only
+the files of ``hw2/loops/`` (never the student's notebook objects or checkpoint), and writes a
+JSON report. Steps, each recorded in the report:
+
+1. validate every file against ``thresholds.toml`` (:mod:`grading.validate`);
+2. drop near-duplicates within the submission (mode collapse) and copies of training loops
+   (memorisation, robust to gain, light noise and time shifts) (:mod:`grading.similarity`);
+3. FAD (with a bootstrap 95 % interval) and IS of the usable loops against the shipped
+   reference statistics, with the shipped loop classifier (:mod:`course_lib.metrics`);
+4. points = (FAD points + IS points) x min(1, usable / n_loops); none below ``min_usable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grading import similarity, validate
+from grading.policy import Policy, load_policy
+from grading.reference import ReferenceAssets, load_reference_assets
+
+BOOTSTRAP_RESAMPLES = 50
+SEED = 0
+
+
+@dataclass
+class ScoreReport:
+    """Everything the feedback needs to explain the loop-quality points."""
+
+    student: str
+    n_files: int = 0
+    n_valid: int = 0
+    n_usable: int = 0
+    problems: list[str] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+    memorised: list[dict] = field(default_factory=list)
+    fad: float | None = None
+    fad_ci: tuple[float, float] | None = None
+    inception_score: float | None = None
+    inception_score_std: float | None = None
+    fad_points: float = 0.0
+    is_points: float = 0.0
+    usable_factor: float = 0.0
+    points: float = 0.0
+    max_points: float = 0.0
+    usable_names: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, allow_nan=False, default=float)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ScoreReport":
+        data = json.loads(text)
+        if data.get("fad_ci") is not None:
+            data["fad_ci"] = tuple(data["fad_ci"])
+        return cls(**data)
+
+    def summary(self) -> str:
+        """One line for the grade comment in formgrader."""
+        if self.error:
+            return f"Loop quality not scored: {self.error}"
+        if self.fad is None:
+            return (f"Loop quality: 0 / {self.max_points:g} — only {self.n_usable} usable loops "
+                    f"(at least the minimum is required); see the feedback for each file's reason.")
+        ci = f" (95% CI {self.fad_ci[0]:.2f}-{self.fad_ci[1]:.2f})" if self.fad_ci else ""
+        return (f"Loop quality: {self.points:.1f} / {self.max_points:g} — FAD {self.fad:.2f}{ci} -> "
+                f"{self.fad_points:g} pts, IS {self.inception_score:.2f} -> {self.is_points:g} pts, "
+                f"x {self.usable_factor:.2f} for {self.n_usable}/{self.n_files or self.n_usable} usable loops.")
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def score_loops(loops_dir: Path, policy: Policy, assets: ReferenceAssets, student: str = "") -> ScoreReport:
+    """Score one ``loops/`` folder (the whole trusted computation; deterministic)."""
+    start = time.perf_counter()
+    torch.manual_seed(SEED)
+    sub = policy.submission
+    report = ScoreReport(student=student, max_points=policy.quality_max)
+    folder = validate.check_folder(Path(loops_dir), sub)
+    report.n_files = len(folder.checks)
+    report.n_valid = folder.n_usable
+    report.problems = folder.problems()
+
+    keep = np.ones(folder.n_usable, dtype=bool)
+    if folder.n_usable:
+        logmels = similarity.normalised_logmel(folder.audio)
+        for m in similarity.find_duplicates(logmels, policy.dedupe_logmel_rms, policy.memo_max_shift_frames):
+            keep[m.index] = False
+            report.duplicates.append({"loop": folder.names[m.index], "same_as": folder.names[m.ref_index],
+                                      "distance": round(m.distance, 4)})
+        memorised = similarity.find_memorised(logmels, assets.training_logmels, policy.memo_logmel_rms,
+                                              policy.memo_max_shift_frames)
+        for m in memorised:
+            keep[m.index] = False
+            report.memorised.append({"loop": folder.names[m.index], "training_loop": assets.training_names[m.ref_index],
+                                     "distance": round(m.distance, 4), "shift_frames": m.shift})
+    usable = folder.audio[keep] if folder.n_usable else folder.audio
+    report.usable_names = [n for n, k in zip(folder.names, keep) if k]
+    report.n_usable = int(usable.shape[0])
+    report.usable_factor = min(1.0, report.n_usable / sub.n_loops)
+
+    if report.n_usable >= max(sub.min_usable, 2):
+        from course_lib.metrics.evaluate import evaluate
+
+        result = evaluate(torch.from_numpy(usable), assets.reference, sr=sub.sample_rate, classifier=assets.classifier,
+                          fad_boot=BOOTSTRAP_RESAMPLES, device="cpu", seed=SEED)
+        report.fad = _finite_or_none(result.fad)
+        report.fad_ci = tuple(float(v) for v in result.fad_ci) if result.fad_ci else None
+        report.inception_score = _finite_or_none(result.is_mean)
+        report.inception_score_std = _finite_or_none(result.is_std)
+        report.fad_points = policy.fad_points(report.fad if report.fad is not None else float("nan"))
+        report.is_points = policy.is_points(report.inception_score if report.inception_score is not None else float("nan"))
+        report.points = round((report.fad_points + report.is_points) * report.usable_factor, 2)
+    else:
+        report.problems.append(f"only {report.n_usable} usable loops after validation, de-duplication and the "
+                               f"memorisation check (at least {sub.min_usable} needed for any quality points)")
+    report.seconds = round(time.perf_counter() - start, 2)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Trusted HW2 loop-quality scoring of one submission.")
+    ap.add_argument("submission", type=Path, help="the student's hw2 folder (holding loops/)")
+    ap.add_argument("--out", type=Path, required=True, help="where to write the JSON report")
+    ap.add_argument("--student", default="")
+    ap.add_argument("--thresholds", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    policy = load_policy(args.thresholds) if args.thresholds else load_policy()
+    try:
+        report = score_loops(args.submission / "loops", policy, load_reference_assets(), args.student)
+    except Exception as exc:  # the report must say what went wrong; the batch goes on
+        report = ScoreReport(student=args.student, max_points=policy.quality_max,
+                             error=f"{type(exc).__name__}: {exc}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.to_json(), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
