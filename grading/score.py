@@ -133,22 +133,33 @@ def score_loops(loops_dir: Path, policy: Policy, assets: ReferenceAssets, studen
     return report
 
 
+def score_path(course_dir: Path, student: str) -> Path:
+    """Where a student's score report lives in the grading folder."""
+    return Path(course_dir) / "scores" / f"{student}.json"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Trusted HW2 loop-quality scoring of one submission.")
-    ap.add_argument("submission", type=Path, help="the student's hw2 folder (holding loops/)")
-    ap.add_argument("--out", type=Path, required=True, help="where to write the JSON report")
-    ap.add_argument("--student", default="")
+    """Score the given students' submissions in this (separate, trusted) process, one JSON each."""
+    ap = argparse.ArgumentParser(description="Trusted HW2 loop-quality scoring (run by `python -m grading`).")
+    ap.add_argument("--course-dir", type=Path, required=True)
+    ap.add_argument("--students", nargs="+", required=True)
     ap.add_argument("--thresholds", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     policy = load_policy(args.thresholds) if args.thresholds else load_policy()
-    try:
-        report = score_loops(args.submission / "loops", policy, load_reference_assets(), args.student)
-    except Exception as exc:  # the report must say what went wrong; the batch goes on
-        report = ScoreReport(student=args.student, max_points=policy.quality_max,
-                             error=f"{type(exc).__name__}: {exc}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.to_json(), encoding="utf-8")
+    assets = load_reference_assets()
+    for student in args.students:
+        loops = args.course_dir / "submitted" / student / "hw2" / "loops"
+        try:
+            report = score_loops(loops, policy, assets, student)
+        except Exception as exc:  # the report must say what went wrong; the batch goes on
+            report = ScoreReport(student=student, max_points=policy.quality_max, error=f"{type(exc).__name__}: {exc}")
+        out = score_path(args.course_dir, student)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(report.to_json(), encoding="utf-8")
+        tmp.replace(out)
+        print(f"scored {student}: {report.points:g} points in {report.seconds:.1f} s", flush=True)
     return 0
 
 

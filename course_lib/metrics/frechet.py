@@ -137,13 +137,16 @@ class GaussianStats:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such statistics file")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = {"mu", "sigma"} - set(data.files)
-                if missing:
-                    raise ValueError(f"{path}: statistics file lacks {sorted(missing)}")
-                return cls(data["mu"], data["sigma"], int(data["n"]) if "n" in data.files else 0)
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: not a readable .npz statistics file ({exc})") from exc
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: not an .npz archive of statistics (a single array)")
+        with data:
+            missing = {"mu", "sigma"} - set(data.files)
+            if missing:
+                raise ValueError(f"{path}: statistics file lacks {sorted(missing)}")
+            return cls(data["mu"], data["sigma"], int(data["n"]) if "n" in data.files else 0)
 
 
 def gaussian_stats(embeddings: ArrayLike) -> GaussianStats:

@@ -1,0 +1,62 @@
+"""Dataset sizes by preset: ``fast`` (tests, COURSE_FAST lessons), ``default`` (lessons, HW2), ``full``.
+
+A preset fixes how many synthetic instruments, pitches and velocities the mini-NSynth has and how
+many loops each loop class gets. Every generator takes a preset name or a :class:`DataPreset`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Union
+
+from course_lib.data.nsynth import VELOCITIES
+
+
+@dataclass(frozen=True)
+class DataPreset:
+    """Sizes of the synthetic datasets.
+
+    Attributes:
+        name: preset name.
+        instruments_per_family: synthetic instruments per NSynth family (11 families).
+        pitch_step: semitones between rendered pitches within each instrument's range (1 = every note).
+        velocities: MIDI velocities rendered per pitch (NSynth: 25, 50, 75, 100, 127).
+        note_seconds: clip length in seconds (NSynth: 4.0 = held 3 s + released 1 s; 1.0 for quick lessons).
+        loops_per_class: synthetic loops per loop class.
+    """
+
+    name: str
+    instruments_per_family: int
+    pitch_step: int
+    velocities: tuple[int, ...]
+    note_seconds: float
+    loops_per_class: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_(self, **changes) -> "DataPreset":
+        """A copy with some fields changed (e.g. ``PRESETS["default"].with_(note_seconds=1.0)``)."""
+        return replace(self, **changes)
+
+
+PRESETS: dict[str, DataPreset] = {
+    # ~300 notes of 1 s, 11 x 16 = 176 loops: seconds on a laptop
+    "fast": DataPreset("fast", instruments_per_family=1, pitch_step=6, velocities=(25, 75, 127),
+                       note_seconds=1.0, loops_per_class=16),
+    # ~2 900 notes of 4 s, 11 x 100 = 1 100 loops (the HW2 loop set)
+    "default": DataPreset("default", instruments_per_family=2, pitch_step=3, velocities=VELOCITIES,
+                          note_seconds=4.0, loops_per_class=100),
+    # ~26 000 notes, 11 x 1 000 loops
+    "full": DataPreset("full", instruments_per_family=6, pitch_step=1, velocities=VELOCITIES,
+                       note_seconds=4.0, loops_per_class=1000),
+}
+
+
+def get_preset(preset: Union[str, DataPreset]) -> DataPreset:
+    """The :class:`DataPreset` named ``preset`` (``"fast"``, ``"default"``, ``"full"``) or ``preset`` itself."""
+    if isinstance(preset, DataPreset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown data preset {preset!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[preset]

@@ -1,0 +1,103 @@
+"""Fréchet Audio Distance (Kilgour et al., 2019): embed -> Gaussian statistics -> Fréchet distance.
+
+Works with any embedder (:mod:`course_lib.metrics.embeddings`): VGGish for the standard FAD,
+or the course's loop classifier. Reference statistics can be computed once and cached as
+``.npz`` (:class:`~course_lib.metrics.frechet.GaussianStats`).
+
+FAD is biased upwards for small sets (the bias falls like ``1/n``). :func:`fad_infinity`
+removes it as Chong & Forsyth (2020) do for FID: evaluate on subsets of several sizes, fit
+``FAD(n) = a + b / n`` and report the intercept ``a``. :func:`fad_bootstrap` gives a percentile
+confidence interval by resampling the generated embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from course_lib import DEFAULT_SR
+from course_lib.metrics.embeddings import Embedder, embed_audio
+from course_lib.metrics.frechet import ArrayLike, GaussianStats, _as_float64, gaussian_stats
+
+
+def _stats(x: GaussianStats | ArrayLike) -> GaussianStats:
+    return x if isinstance(x, GaussianStats) else gaussian_stats(x)
+
+
+def fad_from_embeddings(reference: GaussianStats | ArrayLike, generated: GaussianStats | ArrayLike) -> float:
+    """FAD between reference and generated embeddings ``(n, d)`` / ``(m, d)`` (or their statistics)."""
+    return _stats(reference).distance(_stats(generated))
+
+
+def fad(reference: GaussianStats | torch.Tensor, generated: torch.Tensor, embedder: Embedder,
+        sr: int = DEFAULT_SR, batch_size: int = 64, device: torch.device | str | None = None) -> float:
+    """FAD of generated clips ``(m, samples)`` against reference clips ``(n, samples)`` or cached statistics.
+
+    Both sets are embedded with ``embedder`` in batches on ``device``; ``sr`` is the clips' rate in Hz.
+    """
+    if not isinstance(reference, GaussianStats):
+        reference = gaussian_stats(embed_audio(reference, embedder, sr, batch_size, device))
+    gen = embed_audio(generated, embedder, sr, batch_size, device)
+    return fad_from_embeddings(reference, gen)
+
+
+@dataclass
+class FadInfinity:
+    """Extrapolated FAD at infinite sample size: ``value`` (intercept), ``slope`` b, and the fitted points."""
+
+    value: float
+    slope: float
+    sizes: np.ndarray
+    fads: np.ndarray
+
+
+def fad_infinity(reference: GaussianStats | ArrayLike, generated: ArrayLike, min_size: int | None = None,
+                 n_points: int = 15, seed: int = 0) -> FadInfinity:
+    """FAD-infinity: FAD on random subsets of ``n_points`` sizes from ``min_size`` to ``m``, linear fit in ``1/n``.
+
+    ``generated`` is embeddings ``(m, d)``; ``min_size`` defaults to ``max(d + 1, m // 5)`` capped below ``m``.
+    """
+    ref = _stats(reference)
+    gen = _as_float64(generated, "generated embeddings")
+    if gen.ndim != 2 or gen.shape[1] != ref.dim:
+        raise ValueError(f"generated embeddings must be (m, {ref.dim}), got shape {gen.shape}")
+    m = gen.shape[0]
+    if min_size is None:
+        min_size = min(max(ref.dim + 1, m // 5), m - 1)
+    if not 2 <= min_size < m or n_points < 2:
+        raise ValueError(f"need 2 <= min_size < m={m} and n_points >= 2; got min_size={min_size}, n_points={n_points}")
+    rng = np.random.default_rng(seed)
+    sizes = np.unique(np.linspace(min_size, m, n_points).astype(int))
+    fads = np.array([ref.distance(gaussian_stats(gen[rng.choice(m, size=n, replace=False)])) for n in sizes])
+    slope, intercept = np.polyfit(1.0 / sizes, fads, 1)
+    return FadInfinity(value=float(intercept), slope=float(slope), sizes=sizes, fads=fads)
+
+
+@dataclass
+class BootstrapCI:
+    """Percentile bootstrap interval ``[low, high]`` at level ``level``, with the bootstrap std."""
+
+    low: float
+    high: float
+    std: float
+    level: float
+    n_boot: int
+
+
+def fad_bootstrap(reference: GaussianStats | ArrayLike, generated: ArrayLike, n_boot: int = 100,
+                  level: float = 0.95, seed: int = 0) -> BootstrapCI:
+    """Percentile bootstrap CI of FAD: resample generated embeddings ``(m, d)`` with replacement ``n_boot`` times."""
+    if n_boot < 2 or not 0.0 < level < 1.0:
+        raise ValueError(f"need n_boot >= 2 and 0 < level < 1, got n_boot={n_boot}, level={level}")
+    ref = _stats(reference)
+    gen = _as_float64(generated, "generated embeddings")
+    if gen.ndim != 2 or gen.shape[1] != ref.dim or gen.shape[0] < 2:
+        raise ValueError(f"generated embeddings must be (m >= 2, {ref.dim}), got shape {gen.shape}")
+    rng = np.random.default_rng(seed)
+    m = gen.shape[0]
+    values = np.array([ref.distance(gaussian_stats(gen[rng.integers(0, m, size=m)])) for _ in range(n_boot)])
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return BootstrapCI(float(low), float(high), float(values.std(ddof=1)), level, n_boot)

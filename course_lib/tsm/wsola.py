@@ -1,0 +1,73 @@
+"""WSOLA: waveform-similarity overlap-add (Verhelst & Roelands 1993; Lesson 02).
+
+Like OLA, but each analysis frame may move by up to ``tolerance`` samples from its nominal position:
+it moves to where its waveform best matches the *natural continuation* of the previous frame
+(the input one synthesis hop after the previous frame), measured by cross-correlation. Overlapping
+frames then add in phase, so tones keep a smooth waveform.
+
+Only the choice of frame ``m`` depends on frame ``m - 1``, so the search is one short loop over
+frames; each step is a batched FFT cross-correlation against precomputed spectra of the search
+regions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib.tsm._common import (ArrayLike, as_batch, check_frame, check_rate, check_sr, gather_frames,
+                                    output_length, pow2_frame, restore)
+from course_lib.tsm.ola import OLA_FRAME_SECONDS, synthesize
+
+
+def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None, hop: int | None = None,
+          tolerance: int | None = None) -> ArrayLike:
+    """Time-stretch by WSOLA.
+
+    Args:
+        x: mono audio ``(samples,)`` or ``(batch, samples)`` (tensor or NumPy), float in [-1, 1].
+        sr: sample rate in Hz (only used for the default frame length).
+        rate: speed factor; ``> 1`` = faster / shorter. Output length ``round(samples / rate)``.
+        frame_length: frame length in samples (default: power of two nearest 46 ms, 1024 at 22.05 kHz).
+        hop: synthesis hop in samples (default ``frame_length // 2``).
+        tolerance: largest shift of an analysis frame in samples, either way (default ``hop // 2``;
+            should exceed half the longest period in the signal).
+    Returns:
+        audio ``(batch, round(samples / rate))`` in the input's form.
+    """
+    sr = check_sr(sr)
+    rate = check_rate(rate)
+    n = frame_length or pow2_frame(sr, OLA_FRAME_SECONDS)
+    hs = hop or n // 2
+    n, hs = check_frame(n, hs)
+    tol = hs // 2 if tolerance is None else int(tolerance)
+    if tol < 0:
+        raise ValueError(f"tolerance: must be >= 0 samples, got {tolerance}")
+    xb, form = as_batch(x, min_samples=n // 2 + 1)
+    b, samples = xb.shape
+    length = output_length(samples, rate)
+    frames = -(-length // hs) + 2
+    dev = xb.device
+    # nominal frame starts in the input padded by n//2 + tol on the left
+    nominal = torch.round(torch.arange(frames, device=dev, dtype=torch.float64) * (hs * rate)).to(torch.long) + tol
+    need = int(nominal[-1]) + n + 2 * tol + hs + 1
+    left = n // 2 + tol
+    xp = torch.nn.functional.pad(xb, (left, max(0, need - (samples + left))))
+    if tol == 0 or frames < 2:
+        return restore(synthesize(xp, nominal, n, hs, length, n // 2), form)
+
+    span = n + 2 * tol  # search region of frame m: [nominal - tol, nominal + tol + n)
+    nfft = 1 << (span + n - 1).bit_length()
+    # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
+    regions = gather_frames(xp, nominal - tol, span)
+    reg_spec = torch.fft.rfft(regions, nfft)
+    starts = torch.empty(b, frames, dtype=torch.long, device=dev)
+    starts[:, 0] = nominal[0]
+    prev = starts[:, 0]
+    offs = torch.arange(n, device=dev)
+    rows = torch.arange(b, device=dev).unsqueeze(1)
+    for m in range(1, frames):
+        template = xp[rows, (prev + hs).unsqueeze(1) + offs]  # natural continuation, (batch, n)
+        corr = torch.fft.irfft(reg_spec[:, m] * torch.fft.rfft(template, nfft).conj(), nfft)[:, :2 * tol + 1]
+        prev = nominal[m] - tol + corr.argmax(dim=1)
+        starts[:, m] = prev
+    return restore(synthesize(xp, starts, n, hs, length, n // 2), form)

@@ -1,0 +1,205 @@
+"""``python -m grading ...``: the TA's and the students' command line for HW2.
+
+    python -m grading all --download lms.zip --course-dir ~/hw2-grading   # everything, resumable
+    python -m grading collect lms.zip --course-dir D                      # one step at a time ...
+    python -m grading autograde --course-dir D [--force] [--jobs 2]
+    python -m grading score --course-dir D [--force]
+    python -m grading feedback --course-dir D
+    python -m grading export --course-dir D [--out grades.csv]
+    python -m grading check hw2/                                          # students, before submitting
+    python -m grading build-reference                                     # instructors: reference stats
+    python -m grading calibrate [--out build/calibration]                 # instructors: threshold table
+    python -m grading release                                             # instructors: regenerate hw2/
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _course(p: str) -> Path:
+    return Path(p).expanduser().resolve()
+
+
+def cmd_all(args) -> int:
+    from grading.pipeline import run_all
+
+    outcomes = run_all(_course(args.course_dir), Path(args.download) if args.download else None, args.force,
+                       args.jobs, args.override_ta)
+    print(f"{'student':24s} {'autograde':40s} loop quality")
+    for o in outcomes:
+        print(f"{o.student:24s} {o.autograde[:40]:40s} {o.quality}")
+    print(f"grades: {_course(args.course_dir) / 'grades.csv'}")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from grading.collect import collect
+    from grading.pipeline import ensure_course
+
+    course_dir = ensure_course(_course(args.course_dir))
+    log = collect(Path(args.download), course_dir)
+    print("\n".join(log.lines()))
+    return 0
+
+
+def cmd_autograde(args) -> int:
+    from grading import course
+    from grading.pipeline import ensure_course, run_autograde
+
+    course_dir = ensure_course(_course(args.course_dir))
+    students = course.students_submitted(course_dir)
+    course.ensure_students(course_dir, students)
+    for student, message in sorted(run_autograde(course_dir, students, args.force, args.jobs).items()):
+        print(f"{student:24s} {message or 'ok'}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from grading import course
+    from grading.pipeline import run_scoring
+
+    course_dir = _course(args.course_dir)
+    for student, report in sorted(run_scoring(course_dir, course.students_submitted(course_dir), args.force).items()):
+        print(f"{student:24s} {report.summary()}")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from grading import autograde, course, gradebook
+    from grading.feedback import write_report
+    from grading.policy import load_policy
+    from grading.score import ScoreReport, score_path
+
+    course_dir = _course(args.course_dir)
+    policy = load_policy()
+    for student in course.students_submitted(course_dir):
+        path = score_path(course_dir, student)
+        report = ScoreReport.from_json(path.read_text()) if path.is_file() else None
+        if report is not None:
+            gradebook.write_quality_score(course_dir, student, report.points, report.summary(), policy.quality_cell,
+                                          override_ta=args.override_ta)
+        course.nbgrader(["generate_feedback", "hw2", "--student", student, "--force"], course_dir)
+        result = autograde.load_result(course_dir, student)
+        print(write_report(course_dir, student, report, policy, result.message if result else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from grading.pipeline import export_csv
+
+    print(export_csv(_course(args.course_dir), Path(args.out) if args.out else None))
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Students: the grader's checks and metrics on your own hw2/ folder, with the public thresholds."""
+    from grading.policy import load_policy
+    from grading.reference import load_reference_assets
+    from grading.score import score_loops
+
+    folder = Path(args.folder)
+    loops = folder / "loops" if (folder / "loops").exists() or folder.name != "loops" else folder
+    policy = load_policy()
+    report = score_loops(loops, policy, load_reference_assets(), "you")
+    for line in report.problems:
+        print("problem:", line)
+    for d in report.duplicates:
+        print(f"near-duplicate: {d['loop']} repeats {d['same_as']}")
+    for m in report.memorised:
+        print(f"copy of training data: {m['loop']} ~ {m['training_loop']}")
+    print(report.summary())
+    return 0
+
+
+def cmd_build_reference(args) -> int:
+    from grading.reference import REFERENCE_FILE, build_reference
+
+    print(build_reference(Path(args.out) if args.out else REFERENCE_FILE))
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from grading.calibrate import calibrate
+
+    print(calibrate(Path(args.out)))
+    return 0
+
+
+def cmd_release(args) -> int:
+    """Regenerate the student release ``hw2/`` from ``grading/source/hw2`` with nbgrader."""
+    from grading.course import REPO, init_course
+
+    with tempfile.TemporaryDirectory() as tmp:
+        course_dir = init_course(Path(tmp) / "course")
+        release = course_dir / "release" / "hw2"
+        dest = REPO / "hw2"
+        for item in release.iterdir():
+            target = dest / item.name
+            if item.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(item, target)
+            else:
+                dest.mkdir(exist_ok=True)
+                shutil.copy2(item, target)
+    print(f"released into {dest}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m grading", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def course_arg(p):
+        p.add_argument("--course-dir", default="build/hw2-grading", help="the TA's grading folder")
+
+    p = sub.add_parser("all", help="every step, resumable")
+    course_arg(p)
+    p.add_argument("--download", help="LMS bulk download (zip)")
+    p.add_argument("--force", action="store_true", help="redo autograding and scoring of every submission")
+    p.add_argument("--override-ta", action="store_true", help="overwrite TAs' manual loop-quality grades")
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=cmd_all)
+    p = sub.add_parser("collect")
+    p.add_argument("download")
+    course_arg(p)
+    p.set_defaults(func=cmd_collect)
+    p = sub.add_parser("autograde")
+    course_arg(p)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--jobs", type=int, default=2)
+    p.set_defaults(func=cmd_autograde)
+    p = sub.add_parser("score")
+    course_arg(p)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_score)
+    p = sub.add_parser("feedback")
+    course_arg(p)
+    p.add_argument("--override-ta", action="store_true")
+    p.set_defaults(func=cmd_feedback)
+    p = sub.add_parser("export")
+    course_arg(p)
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("check", help="students: check your hw2/ folder before submitting")
+    p.add_argument("folder", nargs="?", default="hw2")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("build-reference")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_build_reference)
+    p = sub.add_parser("calibrate")
+    p.add_argument("--out", default="build/calibration")
+    p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("release")
+    p.set_defaults(func=cmd_release)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
