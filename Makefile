@@ -6,13 +6,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lab bench clean help
+.PHONY: setup demo test lab bench grade clean help
 
 help:
-	@echo "make demo   - run every lesson (lecture mode) into build/ (HTML + executed notebooks)"
+	@echo "make demo   - run every lesson (lecture mode) into build/ (HTML + executed notebooks), grade a demo HW2 class"
 	@echo "make test   - unit tests + every lesson in FAST mode + notebook hygiene"
 	@echo "make lab    - JupyterLab on lessons/"
 	@echo "make bench  - benchmarks (speed and quality ratios) into build/bench/"
+	@echo "make grade DOWNLOAD=lms.zip [COURSE_DIR=dir] - TAs: grade HW2 (see grading/README.md)"
 	@echo "make setup  - only create .venv and install the pinned project"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -24,6 +25,11 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/run_lessons.py --mode lecture --out build/lessons
+	$(PY) -m grading demo --out build/hw2-demo
+
+grade: $(STAMP)
+	@test -n "$(DOWNLOAD)" || { echo "usage: make grade DOWNLOAD=lms.zip [COURSE_DIR=~/hw2-grading]"; exit 2; }
+	$(PY) -m grading all --download "$(DOWNLOAD)" --course-dir "$(or $(COURSE_DIR),build/hw2-grading)"
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15 -p no:cacheprovider $(PYTEST_ARGS)

@@ -10,6 +10,7 @@
     python -m grading build-reference                                     # instructors: reference stats
     python -m grading calibrate [--out build/calibration]                 # instructors: threshold table
     python -m grading release                                             # instructors: regenerate hw2/
+    python -m grading demo                                                # grade a demo class (make demo)
 """
 
 from __future__ import annotations
@@ -77,13 +78,17 @@ def cmd_feedback(args) -> int:
 
     course_dir = _course(args.course_dir)
     policy = load_policy()
-    for student in course.students_submitted(course_dir):
+    students = course.students_submitted(course_dir)
+    reports = {}
+    for student in students:
         path = score_path(course_dir, student)
-        report = ScoreReport.from_json(path.read_text()) if path.is_file() else None
-        if report is not None:
-            gradebook.write_quality_score(course_dir, student, report.points, report.summary(), policy.quality_cell,
-                                          override_ta=args.override_ta)
-        course.nbgrader(["generate_feedback", "hw2", "--student", student, "--force"], course_dir)
+        reports[student] = ScoreReport.from_json(path.read_text()) if path.is_file() else None
+        if reports[student] is not None:
+            gradebook.write_quality_score(course_dir, student, reports[student].points, reports[student].summary(),
+                                          policy.quality_cell, override_ta=args.override_ta)
+    course.nbgrader(["generate_feedback", "hw2", "--force"], course_dir)
+    for student in students:
+        report = reports[student]
         result = autograde.load_result(course_dir, student)
         print(write_report(course_dir, student, report, policy, result.message if result else ""))
     return 0
@@ -128,6 +133,22 @@ def cmd_calibrate(args) -> int:
 
     print(calibrate(Path(args.out)))
     return 0
+
+
+def cmd_demo(args) -> int:
+    """Grade a demo class (reference solution + baselines made on the fly) and print the table."""
+    from course_lib.models.stylegan2 import GENERATOR_ASSET
+    from grading.demo import build_demo_class
+    from grading.policy import load_policy
+    from grading.reference import data_preset
+
+    out = _course(args.out)
+    policy = load_policy()
+    demo = build_demo_class(out / "lms", policy.submission.n_loops, data_preset(),
+                            checkpoint=GENERATOR_ASSET if GENERATOR_ASSET.is_file() else None,
+                            include_slow=not args.skip_slow)
+    args.course_dir, args.download, args.force, args.override_ta = str(out / "course"), str(demo.download), True, False
+    return cmd_all(args)
 
 
 def cmd_release(args) -> int:
@@ -195,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("calibrate")
     p.add_argument("--out", default="build/calibration")
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("demo", help="grade a demo class of fake students")
+    p.add_argument("--out", default="build/hw2-demo")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--skip-slow", action="store_true", help="leave out the student whose cells time out")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("release")
     p.set_defaults(func=cmd_release)
     args = ap.parse_args(argv)

@@ -6,9 +6,10 @@ one inner zip per submission, named ``<student_id>__<timestamp>.zip`` (timestamp
 modification time is used). Each inner zip holds the student's ``hw2`` folder content
 (``hw2.ipynb``, ``loops/*.wav``, ``checkpoint.pt``), optionally under one top-level folder.
 
-What is refused, with a line in the collect log and nothing written for that file:
-absolute paths or ``..`` (path traversal), symlinks, files larger than the per-file cap, inner
-zips whose unpacked size passes the per-submission cap (zip bombs), and unreadable zips.
+What is left out, with a line in the collect log (and in that student's feedback): members with
+absolute paths or ``..`` (path traversal), symlinks and files larger than the per-file cap are
+skipped (the rest of the submission is unpacked); an inner zip whose unpacked size passes the
+per-submission cap (a zip bomb) or that cannot be read is refused whole.
 Several submissions of one student: the latest timestamp wins; the others are logged.
 Student ids are normalised to ``[A-Za-z0-9_.-]`` (accents dropped, other characters to ``_``);
 the mapping is logged, and two ids that normalise alike are kept apart with a suffix.
@@ -73,8 +74,8 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(mode)
 
 
-def _member_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip member must not be extracted, or None if it is fine."""
+def _member_problem(info: zipfile.ZipInfo, max_bytes: int | None = None) -> str | None:
+    """Why a zip member must not be extracted (``max_bytes``: size cap, default the per-file one), or None."""
     name = info.filename
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or re.match(r"^[A-Za-z]:", name):
@@ -83,8 +84,9 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
         return f"path traversal {name!r}"
     if _is_symlink(info):
         return f"symlink {name!r}"
-    if info.file_size > MAX_FILE_BYTES:
-        return f"file {name!r} is {info.file_size} bytes (limit {MAX_FILE_BYTES})"
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    if info.file_size > limit:
+        return f"file {name!r} is {info.file_size} bytes (limit {limit})"
     return None
 
 
@@ -98,23 +100,22 @@ def _strip_common_root(names: list[str]) -> str:
     return ""
 
 
-def extract_submission(data: bytes, dest: Path, label: str) -> list[str]:
-    """Unpack one student's inner zip into ``dest``; returns the problems that refused it (empty: ok).
+def extract_submission(data: bytes, dest: Path, label: str) -> tuple[list[str], list[str]]:
+    """Unpack one student's inner zip into ``dest``.
 
-    All checks run before anything is written, so a refused submission leaves nothing behind.
+    Returns ``(refusals, skipped)``: a non-empty ``refusals`` means nothing was written (all checks
+    run before anything is); ``skipped`` lists the unsafe members left out of an accepted submission.
     """
     try:
         inner = zipfile.ZipFile(io.BytesIO(data))
         infos = inner.infolist()
     except zipfile.BadZipFile as exc:
-        return [f"{label}: not a readable zip ({exc})"]
-    problems = [f"{label}: {p}" for p in (_member_problem(i) for i in infos) if p]
+        return [f"{label}: not a readable zip ({exc})"], []
     total = sum(i.file_size for i in infos)
     if total > MAX_SUBMISSION_BYTES:
-        problems.append(f"{label}: unpacks to {total} bytes (limit {MAX_SUBMISSION_BYTES})")
-    if problems:
-        return problems
-    files = [i for i in infos if not i.is_dir()]
+        return [f"{label}: unpacks to {total} bytes (limit {MAX_SUBMISSION_BYTES})"], []
+    skipped = [p for p in (_member_problem(i) for i in infos) if p]
+    files = [i for i in infos if not i.is_dir() and _member_problem(i) is None]
     root = _strip_common_root([i.filename for i in files])
     staging = dest.with_name(dest.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -131,11 +132,11 @@ def extract_submission(data: bytes, dest: Path, label: str) -> list[str]:
                 raise ValueError(f"{label}: {rel} is larger than {MAX_FILE_BYTES} bytes once unpacked")
     except (ValueError, zipfile.BadZipFile, OSError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        return [str(exc) if isinstance(exc, ValueError) else f"{label}: could not unpack ({exc})"]
+        return [str(exc) if isinstance(exc, ValueError) else f"{label}: could not unpack ({exc})"], []
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(dest)
-    return []
+    return [], skipped
 
 
 def collect(lms_zip: Path, course_dir: Path, assignment: str = ASSIGNMENT) -> CollectLog:
@@ -158,7 +159,7 @@ def collect(lms_zip: Path, course_dir: Path, assignment: str = ASSIGNMENT) -> Co
     for info in outer.infolist():
         if info.is_dir():
             continue
-        problem = _member_problem(info)
+        problem = _member_problem(info, max_bytes=MAX_SUBMISSION_BYTES)
         name = PurePosixPath(info.filename).name
         if problem:
             log.refused.append(f"{info.filename}: {problem}")
@@ -191,13 +192,15 @@ def collect(lms_zip: Path, course_dir: Path, assignment: str = ASSIGNMENT) -> Co
         if sid != raw_id:
             log.notes.append(f"student id {raw_id!r} stored as {sid!r}")
         dest = course_dir / "submitted" / sid / assignment
-        problems = extract_submission(outer.read(info), dest, info.filename)
-        if problems:
-            log.refused.extend(problems)
+        refusals, skipped = extract_submission(outer.read(info), dest, info.filename)
+        if refusals:
+            log.refused.extend(refusals)
             continue
+        log.notes.extend(f"{sid}: skipped {s}" for s in skipped)
         (dest / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), encoding="utf-8")
         (dest / ".collected.json").write_text(json.dumps({"source": info.filename, "student_raw_id": raw_id,
-                                                           "timestamp": when.isoformat()}), encoding="utf-8")
+                                                           "timestamp": when.isoformat(), "skipped": skipped}),
+                                              encoding="utf-8")
         log.accepted[sid] = info.filename
     log.write(course_dir / "logs" / "collect.json")
     return log

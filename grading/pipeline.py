@@ -121,12 +121,13 @@ def run_all(course_dir: Path, download: Path | None = None, force: bool = False,
     messages = run_autograde(course_dir, students, force, jobs)
     reports = run_scoring(course_dir, students, force)
     policy = load_policy()
+    writes = {s: gradebook.write_quality_score(course_dir, s, reports[s].points, reports[s].summary(),
+                                               policy.quality_cell, override_ta=override_ta) for s in students}
+    # nbgrader's own feedback (each notebook with its test outputs), all students in one process
+    course.nbgrader(["generate_feedback", ASSIGNMENT, "--force"], course_dir, timeout=60 + 30 * len(students))
     outcomes = []
-    for student in tqdm(students, desc="gradebook + feedback", unit="student"):
-        report = reports[student]
-        write = gradebook.write_quality_score(course_dir, student, report.points, report.summary(),
-                                              policy.quality_cell, override_ta=override_ta)
-        course.nbgrader(["generate_feedback", ASSIGNMENT, "--student", student, "--force"], course_dir, timeout=300)
+    for student in tqdm(students, desc="feedback", unit="student"):
+        report, write = reports[student], writes[student]
         write_report(course_dir, student, report, policy, messages.get(student, ""))
         outcomes.append(StudentOutcome(student, messages.get(student, "") or "ok",
                                        f"{report.points:g} ({write.reason})"))

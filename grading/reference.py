@@ -36,6 +36,7 @@ class ReferenceAssets:
 
     classifier: torch.nn.Module
     reference: object                  # course_lib.metrics.evaluate.ReferenceSet
+    training_audio: torch.Tensor       # (n_train, samples)
     training_logmels: torch.Tensor     # (n_train, n_mels, frames), normalised
     training_names: list[str]
 
@@ -47,8 +48,8 @@ def training_loops(preset: str | None = None):
     return LoopDataset(split="all", preset=preset or data_preset(), seed=TRAINING_SEED, precompute_mel=False)
 
 
-def training_logmels(preset: str | None = None) -> tuple[torch.Tensor, list[str]]:
-    """Normalised log-mels of every training loop and their keys (cached beside the data cache)."""
+def training_logmels(preset: str | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every training loop: audio, normalised log-mels (cached beside the data cache) and keys."""
     from course_lib.data.config import cache_root, config_hash
     from grading import similarity
 
@@ -58,13 +59,13 @@ def training_logmels(preset: str | None = None) -> tuple[torch.Tensor, list[str]
     path = cache_root() / f"grading-training-logmels-{key}.pt"
     names = [m["key"] for m in ds.meta]
     if path.is_file():
-        return torch.load(path, weights_only=True), names
+        return ds.audio, torch.load(path, weights_only=True), names
     lm = similarity.normalised_logmel(ds.audio)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(lm, tmp)
     tmp.replace(path)
-    return lm, names
+    return ds.audio, lm, names
 
 
 def build_reference(out: Path = REFERENCE_FILE, preset: str | None = None) -> Path:
@@ -90,5 +91,5 @@ def load_reference_assets(reference_file: Path | None = None, preset: str | None
     if not path.is_file():
         raise FileNotFoundError(f"{path}: reference statistics missing; build them with "
                                 f"`python -m grading build-reference`")
-    lm, names = training_logmels(preset)
-    return ReferenceAssets(load_loop_classifier(device="cpu"), ReferenceSet.load(path), lm, names)
+    audio, lm, names = training_logmels(preset)
+    return ReferenceAssets(load_loop_classifier(device="cpu"), ReferenceSet.load(path), audio, lm, names)

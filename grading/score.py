@@ -81,6 +81,17 @@ class ScoreReport:
                 f"x {self.usable_factor:.2f} for {self.n_usable}/{self.n_files or self.n_usable} usable loops.")
 
 
+def collect_notes(submission_dir: Path) -> list[str]:
+    """What ``collect`` left out of this submission (symlinks, unsafe paths, oversized files)."""
+    info = Path(submission_dir) / ".collected.json"
+    if not info.is_file():
+        return []
+    try:
+        return [f"not unpacked: {s}" for s in json.loads(info.read_text(encoding="utf-8")).get("skipped", [])]
+    except (ValueError, OSError):
+        return []
+
+
 def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
@@ -94,21 +105,23 @@ def score_loops(loops_dir: Path, policy: Policy, assets: ReferenceAssets, studen
     folder = validate.check_folder(Path(loops_dir), sub)
     report.n_files = len(folder.checks)
     report.n_valid = folder.n_usable
-    report.problems = folder.problems()
+    report.problems = collect_notes(Path(loops_dir).parent) + folder.problems()
 
     keep = np.ones(folder.n_usable, dtype=bool)
     if folder.n_usable:
-        logmels = similarity.normalised_logmel(folder.audio)
-        for m in similarity.find_duplicates(logmels, policy.dedupe_logmel_rms, policy.memo_max_shift_frames):
+        audio = torch.from_numpy(folder.audio)
+        logmels = similarity.normalised_logmel(audio)
+        for m in similarity.find_duplicates(audio, logmels, policy.dedupe_ncc, policy.dedupe_logmel_rms,
+                                            policy.memo_max_shift_frames):
             keep[m.index] = False
             report.duplicates.append({"loop": folder.names[m.index], "same_as": folder.names[m.ref_index],
-                                      "distance": round(m.distance, 4)})
-        memorised = similarity.find_memorised(logmels, assets.training_logmels, policy.memo_logmel_rms,
-                                              policy.memo_max_shift_frames)
-        for m in memorised:
+                                      "ncc": round(m.ncc, 4), "distance": round(m.distance, 4)})
+        for m in similarity.find_memorised(audio, logmels, assets.training_audio, assets.training_logmels,
+                                           policy.memo_ncc, policy.memo_logmel_rms, policy.memo_max_shift_frames):
             keep[m.index] = False
             report.memorised.append({"loop": folder.names[m.index], "training_loop": assets.training_names[m.ref_index],
-                                     "distance": round(m.distance, 4), "shift_frames": m.shift})
+                                     "ncc": round(m.ncc, 4), "distance": round(m.distance, 4),
+                                     "shift_frames": m.shift})
     usable = folder.audio[keep] if folder.n_usable else folder.audio
     report.usable_names = [n for n, k in zip(folder.names, keep) if k]
     report.n_usable = int(usable.shape[0])

@@ -1,6 +1,9 @@
-"""Near-duplicate and memorisation checks on loops, in log-mel space (trusted scorer).
+"""Near-duplicate and memorisation checks on loops (trusted scorer).
 
-A loop is compared through its *normalised log-mel*: the log-mel floored 40 dB below the
+Two loops count as copies when their waveforms correlate almost perfectly at some circular
+shift (normalised cross-correlation, robust to gain, light noise and any time shift), or when
+their normalised log-mels nearly coincide (a copy that changed phase but not sound). A loop is
+compared through its *normalised log-mel*: the log-mel floored 40 dB below the
 clip's loudest cell (light added noise disappears under it) with the clip's mean removed (a
 gain change, an additive constant in log space, does not hide a copy). Distances
 are RMS differences in nats. A circular time shift (a copied loop started elsewhere) is
@@ -54,53 +57,79 @@ def shifted_rms_distance(a: torch.Tensor, b: torch.Tensor, max_shift: int) -> tu
     return best, best_shift
 
 
+def circular_ncc(query: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best normalised circular cross-correlation of a waveform ``(samples,)`` with each candidate ``(k, samples)``.
+
+    Returns ``(ncc (k,), lag (k,))``: 1.0 means a candidate is the query shifted (and rescaled);
+    unrelated loops of the same style stay far below (about 0.8 at most on the course's loop set).
+    """
+    n = query.shape[-1]
+    spectrum = torch.fft.rfft(query.to(torch.float64)).unsqueeze(0) * torch.fft.rfft(candidates.to(torch.float64)).conj()
+    corr = torch.fft.irfft(spectrum, n=n)
+    best, lag = corr.max(dim=1)
+    norms = query.to(torch.float64).norm() * candidates.to(torch.float64).norm(dim=1)
+    return (best / norms.clamp_min(1e-12)).to(torch.float32), lag
+
+
 @dataclass
 class Match:
-    """A submitted loop's closest reference loop."""
+    """A loop's closest loop in a reference set (or earlier in its own set)."""
 
-    index: int          # submitted loop index
+    index: int          # query loop index
     ref_index: int      # index into the reference set
-    distance: float     # RMS log-mel distance at the best shift (nats)
-    shift: int          # best circular shift in frames
+    ncc: float          # best normalised circular cross-correlation of the waveforms
+    distance: float     # RMS normalised-log-mel distance at the best frame shift (nats)
+    shift: int          # that best circular shift in frames
 
 
-def nearest_matches(query: torch.Tensor, reference: torch.Tensor, max_shift: int, candidates: int = 5,
-                    exclude_self: bool = False) -> list[Match]:
-    """For each normalised log-mel in ``query`` ``(n, mels, frames)``, its closest loop in ``reference``.
+def nearest_matches(query_audio: torch.Tensor, query_mels: torch.Tensor, ref_audio: torch.Tensor,
+                    ref_mels: torch.Tensor, max_shift: int, ncc_threshold: float, logmel_threshold: float,
+                    candidates: int = 8, exclude_self: bool = False) -> list[Match]:
+    """For each query loop, its closest reference loop among the ``candidates`` nearest by fingerprint.
 
-    The ``candidates`` nearest by fingerprint are re-ranked by :func:`shifted_rms_distance`.
-    ``exclude_self``: query and reference are the same set; a loop is not its own match and
-    only earlier loops are considered (so the first of two duplicates is kept).
+    Each candidate is compared by waveform (circular NCC) and by normalised log-mel (shifted RMS
+    distance). The match reported is a candidate that counts as a copy (NCC at or above
+    ``ncc_threshold``, or distance below ``logmel_threshold``) with the highest NCC, else the
+    candidate with the highest NCC. ``exclude_self``: query and reference are the same set, and
+    only *earlier* loops count (so the first of two duplicates is kept).
     """
-    if len(reference) == 0 or len(query) == 0:
+    if len(ref_mels) == 0 or len(query_mels) == 0:
         return []
-    fq, fr = fingerprint(query), fingerprint(reference)
-    dist = torch.cdist(fq, fr)
+    dist = torch.cdist(fingerprint(query_mels), fingerprint(ref_mels))
     if exclude_self:
         n = dist.shape[0]
         dist = dist.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(), float("inf"))
     k = min(candidates, dist.shape[1])
+    qa, ra = torch.as_tensor(query_audio, dtype=torch.float32), torch.as_tensor(ref_audio, dtype=torch.float32)
     matches = []
-    for i in range(len(query)):
-        best = Match(i, -1, float("inf"), 0)
-        order = torch.topk(dist[i], k, largest=False).indices
-        for j in order.tolist():
-            if not torch.isfinite(dist[i, j]):
-                continue
-            d, s = shifted_rms_distance(query[i], reference[j], max_shift)
-            if d < best.distance:
-                best = Match(i, j, d, s)
-        if best.ref_index >= 0:
-            matches.append(best)
+    for i in range(len(query_mels)):
+        order = [j for j in torch.topk(dist[i], k, largest=False).indices.tolist() if torch.isfinite(dist[i, j])]
+        if not order:
+            continue
+        nccs, _ = circular_ncc(qa[i], ra[order])
+        found = []
+        for c, ncc in zip(order, nccs.tolist()):
+            d, shift = shifted_rms_distance(query_mels[i], ref_mels[c], max_shift)
+            found.append(Match(i, c, ncc, d, shift))
+        copies = [m for m in found if _is_copy(m, ncc_threshold, logmel_threshold)]
+        matches.append(max(copies or found, key=lambda m: m.ncc))
     return matches
 
 
-def find_duplicates(logmels: torch.Tensor, threshold: float, max_shift: int) -> list[Match]:
-    """Loops that nearly repeat an earlier loop of the same submission (distance < threshold)."""
-    return [m for m in nearest_matches(logmels, logmels, max_shift, exclude_self=True) if m.distance < threshold]
+def _is_copy(m: Match, ncc_threshold: float, logmel_threshold: float) -> bool:
+    return m.ncc >= ncc_threshold or m.distance < logmel_threshold
 
 
-def find_memorised(logmels: torch.Tensor, training_logmels: torch.Tensor, threshold: float,
+def find_duplicates(audio: torch.Tensor, logmels: torch.Tensor, ncc_threshold: float, logmel_threshold: float,
+                    max_shift: int) -> list[Match]:
+    """Loops that (nearly) repeat an earlier loop of the same submission."""
+    return [m for m in nearest_matches(audio, logmels, audio, logmels, max_shift, ncc_threshold, logmel_threshold,
+                                       exclude_self=True) if _is_copy(m, ncc_threshold, logmel_threshold)]
+
+
+def find_memorised(audio: torch.Tensor, logmels: torch.Tensor, training_audio: torch.Tensor,
+                   training_logmels: torch.Tensor, ncc_threshold: float, logmel_threshold: float,
                    max_shift: int) -> list[Match]:
-    """Submitted loops that are (possibly shifted, rescaled or noisy) copies of training loops."""
-    return [m for m in nearest_matches(logmels, training_logmels, max_shift) if m.distance < threshold]
+    """Submitted loops that are (shifted, rescaled or noisy) copies of training loops."""
+    return [m for m in nearest_matches(audio, logmels, training_audio, training_logmels, max_shift, ncc_threshold,
+                                       logmel_threshold) if _is_copy(m, ncc_threshold, logmel_threshold)]

@@ -42,12 +42,12 @@ class FolderCheck:
     checks: list[LoopCheck] = field(default_factory=list)
     folder_problem: str = ""
     ignored: list[str] = field(default_factory=list)
-    audio: np.ndarray | None = None        # (n_usable, samples) float32, in file-name order
+    audio: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (n_usable, samples)
     names: list[str] = field(default_factory=list)
 
     @property
     def n_usable(self) -> int:
-        return 0 if self.audio is None else int(self.audio.shape[0])
+        return int(self.audio.shape[0])
 
     def problems(self) -> list[str]:
         out = [self.folder_problem] if self.folder_problem else []

@@ -21,7 +21,7 @@ SUB = POLICY.submission
 
 def inner_zip(files: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in files.items():
             z.writestr(name, data)
         for name, target in (symlinks or {}).items():
@@ -71,20 +71,29 @@ def test_collect_latest_wins_and_refuses_traversal_symlinks_and_odd_ids(tmp_path
     assert (submitted / "alice" / "hw2" / "hw2.ipynb").read_bytes() == b'{"v": 2}'
     assert not (submitted / "alice" / "hw2" / "loops").exists()
     assert any("older submission" in n for n in log.notes)
-    assert not (submitted / "bob").exists() and any("traversal" in r for r in log.refused)
-    assert not (submitted / "carol").exists() and any("symlink" in r for r in log.refused)
+    assert (submitted / "bob").exists() and any("bob: skipped path traversal" in n for n in log.notes)
+    assert (submitted / "carol" / "hw2" / "hw2.ipynb").exists()
+    assert not (submitted / "carol" / "hw2" / "loops" / "x.wav").exists(), "a symlink was extracted"
+    assert any("carol: skipped symlink" in n for n in log.notes)
     assert (submitted / "Zoe_O_Brien" / "hw2" / "loops" / "a.wav").exists()
     assert any("notes.txt" in r for r in log.refused)
     assert not list(tmp_path.rglob("evil.txt"))
     assert (tmp_path / "course" / "logs" / "collect.json").exists()
 
 
-def test_collect_refuses_oversized_files(tmp_path, monkeypatch):
+def test_collect_skips_oversized_files_and_refuses_zip_bombs(tmp_path, monkeypatch):
     monkeypatch.setattr(collect, "MAX_FILE_BYTES", 1000)
-    download = lms_zip(tmp_path / "lms.zip", {"dave.zip": inner_zip({"hw2/big.bin": b"0" * 5000})})
+    monkeypatch.setattr(collect, "MAX_SUBMISSION_BYTES", 20_000)
+    download = lms_zip(tmp_path / "lms.zip", {
+        "dave.zip": inner_zip({"hw2/big.bin": b"0" * 5000, "hw2/hw2.ipynb": b"{}"}),
+        "erin.zip": inner_zip({f"hw2/f{i}.bin": b"0" * 900 for i in range(30)}),  # 27 kB unpacked, tiny zipped
+    })
     log = collect.collect(download, tmp_path / "course")
-    assert not (tmp_path / "course" / "submitted" / "dave").exists()
-    assert any("limit" in r for r in log.refused)
+    dave = tmp_path / "course" / "submitted" / "dave" / "hw2"
+    assert (dave / "hw2.ipynb").exists() and not (dave / "big.bin").exists()
+    assert any("dave: skipped file 'hw2/big.bin'" in n for n in log.notes)
+    assert not (tmp_path / "course" / "submitted" / "erin").exists()
+    assert any("erin.zip: unpacks to" in r for r in log.refused)
 
 
 def write_folder(folder: Path, clips: dict[str, bytes]) -> Path:
@@ -139,16 +148,26 @@ def test_folder_problems_missing_empty_too_few_too_many(tmp_path, monkeypatch):
 
 def test_duplicates_and_memorised_copies_are_found_through_gain_noise_and_shift():
     rng = np.random.default_rng(0)
-    training = np.stack([loop(100 + i) for i in range(30)])
-    fresh = np.stack([loop(200 + i) for i in range(6)])
-    copies = np.roll(training[:4], 1500, axis=1) * 0.4 + 0.002 * rng.standard_normal((4, SUB.samples))
-    submitted = np.concatenate([fresh, copies.astype(np.float32), fresh[:2]])
-    lm = similarity.normalised_logmel(submitted)
-    train_lm = similarity.normalised_logmel(training)
-    memo = similarity.find_memorised(lm, train_lm, POLICY.memo_logmel_rms, POLICY.memo_max_shift_frames)
+    training = torch.from_numpy(np.stack([loop(100 + i) for i in range(30)]))
+    fresh = torch.from_numpy(np.stack([loop(200 + i) for i in range(6)]))
+    copies = torch.roll(training[:4], 1500, dims=1) * 0.4 + 0.002 * torch.from_numpy(
+        rng.standard_normal((4, SUB.samples)).astype(np.float32))
+    submitted = torch.cat([fresh, copies, fresh[:2] * 0.5])
+    lm, train_lm = similarity.normalised_logmel(submitted), similarity.normalised_logmel(training)
+    memo = similarity.find_memorised(submitted, lm, training, train_lm, POLICY.memo_ncc, POLICY.memo_logmel_rms,
+                                     POLICY.memo_max_shift_frames)
     assert sorted((m.index, m.ref_index) for m in memo) == [(6, 0), (7, 1), (8, 2), (9, 3)]
-    dups = similarity.find_duplicates(lm, POLICY.dedupe_logmel_rms, POLICY.memo_max_shift_frames)
+    assert all(m.ncc > 0.98 for m in memo)
+    dups = similarity.find_duplicates(submitted, lm, POLICY.dedupe_ncc, POLICY.dedupe_logmel_rms,
+                                      POLICY.memo_max_shift_frames)
     assert sorted((m.index, m.ref_index) for m in dups) == [(10, 0), (11, 1)]
+
+
+def test_circular_ncc_finds_the_shift_and_ignores_gain():
+    x = torch.from_numpy(loop(5))
+    ncc, lag = similarity.circular_ncc(x, torch.stack([torch.roll(x, 1234) * 0.3, torch.from_numpy(loop(6))]))
+    assert ncc[0] == pytest.approx(1.0, abs=1e-5) and int(lag[0]) == (SUB.samples - 1234) % SUB.samples
+    assert ncc[1] < 0.5
 
 
 def test_policy_maps_metrics_to_points_monotonically(tmp_path):

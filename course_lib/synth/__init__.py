@@ -5,7 +5,7 @@ Every function takes its parameters as numbers, per-voice ``(batch,)`` tensors o
 ``seed``. One module per technique:
 
 ==================  ============================================================
-``oscillators``     sine, sawtooth, square, triangle (PolyBLEP band-limited), noise
+``oscillators``     sine, sawtooth, square, triangle (band-limited: additive or PolyBLEP), noise
 ``envelopes``       ADSR, LFO, vibrato, tremolo
 ``filters``         RBJ biquads (static or swept cutoff), 4-pole ladder, responses
 ``subtractive``     a complete subtractive patch (oscillator -> filter -> amp)
@@ -20,9 +20,12 @@ Every function takes its parameters as numbers, per-voice ``(batch,)`` tensors o
 ``midi``            pretty_midi to audio with these voices, or FluidSynth
 ``analysis``        measurements: spectral peak pitch, partial amplitudes, aliasing
 ==================  ============================================================
+
+Module names are kept free (``course_lib.synth.additive`` is the module; its ``additive``
+function is not re-exported here, so the two never shadow each other).
 """
 
-from course_lib.synth.additive import additive, bell, harmonic_tone
+from course_lib.synth.additive import bell, harmonic_tone
 from course_lib.synth.core import hz_to_midi, midi_to_hz
 from course_lib.synth.drums import GM_DRUM_NOTES, DrumKit, clap, hihat, kick, snare, tom
 from course_lib.synth.envelopes import adsr, lfo, tremolo, vibrato
@@ -39,7 +42,7 @@ from course_lib.synth.subtractive import subtractive_voice
 from course_lib.synth.wavetable import basic_tables, wavetable_from_harmonics, wavetable_osc
 
 __all__ = [
-    "additive", "bell", "harmonic_tone", "hz_to_midi", "midi_to_hz", "GM_DRUM_NOTES", "DrumKit", "clap", "hihat",
+    "bell", "harmonic_tone", "hz_to_midi", "midi_to_hz", "GM_DRUM_NOTES", "DrumKit", "clap", "hihat",
     "kick", "snare", "tom", "adsr", "lfo", "tremolo", "vibrato", "biquad", "biquad_coefficients",
     "frequency_response", "ladder", "ladder_response", "FM_ALGORITHMS", "bessel_sideband_amplitudes", "fm2",
     "fm_operators", "FORMANTS", "vowel", "granulate", "find_soundfont", "fluidsynth_available", "render_midi",

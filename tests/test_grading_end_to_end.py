@@ -1,0 +1,181 @@
+"""The TA's whole pipeline on a FAST demo class: each fake student gets its expected grade.
+
+collect (from an LMS zip) -> nbgrader autograde (time and memory limits) -> trusted scoring ->
+gradebook -> feedback -> CSV export; then a re-run that must change nothing, and a TA override
+that must survive it. Thresholds for this small class come from a calibration on real loops
+done here (a real set other than the students').
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+N_LOOPS = 32
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hw2")
+    env = {"HW2_DATA_PRESET": "fast", "HW2_CELL_TIMEOUT": "25", "HW2_MEMORY_MB": "6000",
+           "HW2_REFERENCE": str(tmp / "reference.npz"), "HW2_THRESHOLDS": str(tmp / "thresholds.toml")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from course_lib.data.datasets import LoopDataset
+        from course_lib.metrics.evaluate import ReferenceSet, evaluate
+        from grading import reference
+        from grading.demo import build_demo_class
+        from grading.pipeline import run_all
+
+        reference.build_reference(Path(env["HW2_REFERENCE"]), preset="fast")
+        calib = LoopDataset(split="all", preset="fast", seed=3, precompute_mel=False).audio[:N_LOOPS]
+        real = evaluate(calib, ReferenceSet.load(env["HW2_REFERENCE"]), device="cpu")
+        fad_top, is_top = 2.0 * real.fad, 0.6 * real.is_mean
+        Path(env["HW2_THRESHOLDS"]).write_text(f"""
+[submission]
+n_loops = {N_LOOPS}
+sample_rate = 16000
+seconds = 2.0
+channels = 1
+silence_rms_db = -60.0
+clip_level = 0.999
+max_clipped_fraction = 0.01
+max_file_bytes = 4000000
+min_usable = 10
+[dedupe]
+waveform_ncc = 0.95
+logmel_rms_distance = 0.08
+[memorisation]
+waveform_ncc = 0.95
+logmel_rms_distance = 0.08
+max_shift_frames = 16
+[points]
+quality_cell = "loop_quality"
+quality_max = 40
+fad = [ {{ max = {fad_top}, points = 25 }}, {{ max = {4 * fad_top}, points = 10 }} ]
+is = [ {{ min = {is_top}, points = 15 }}, {{ min = {0.5 * is_top}, points = 5 }} ]
+""")
+        demo = build_demo_class(tmp / "lms", N_LOOPS, preset="fast")
+        course_dir = tmp / "course"
+        outcomes = run_all(course_dir, demo.download, jobs=2)
+        yield course_dir, {o.student: o for o in outcomes}, real
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def scores(course_dir):
+    from grading import gradebook
+
+    return gradebook.student_scores(course_dir)
+
+
+def report(course_dir, student):
+    from grading.score import ScoreReport, score_path
+
+    return ScoreReport.from_json(score_path(course_dir, student).read_text())
+
+
+def test_reference_submission_with_real_quality_loops_gets_full_marks(graded_class):
+    course_dir, _, _ = graded_class
+    s = scores(course_dir)["ref_real"]
+    assert s["code"] == 40 and s["quality"] == 40
+    rep = report(course_dir, "ref_real")
+    assert rep.n_usable == N_LOOPS and not rep.memorised and not rep.duplicates
+
+
+def test_reference_solution_code_is_full_and_quality_follows_the_thresholds(graded_class):
+    from grading.policy import load_policy
+
+    course_dir, _, _ = graded_class
+    s, rep, policy = scores(course_dir)["ref_solution"], report(course_dir, "ref_solution"), load_policy()
+    assert s["code"] == 40
+    assert rep.fad is not None and s["quality"] == pytest.approx(
+        (policy.fad_points(rep.fad) + policy.is_points(rep.inception_score)) * rep.usable_factor)
+
+
+def test_blank_submission_gets_zero_and_a_clear_message(graded_class):
+    course_dir, _, _ = graded_class
+    s, rep = scores(course_dir)["blank"], report(course_dir, "blank")
+    assert s["code"] == 0 and s["quality"] == 0
+    assert any("no loops/ folder" in p for p in rep.problems)
+
+
+def test_mode_collapse_and_training_copies_score_no_quality(graded_class):
+    course_dir, _, _ = graded_class
+    collapse, copycat = report(course_dir, "collapse"), report(course_dir, "copycat")
+    assert collapse.points == 0 and len(collapse.duplicates) == N_LOOPS - 1
+    assert copycat.points == 0 and len(copycat.memorised) == N_LOOPS
+    assert all(m["training_loop"] for m in copycat.memorised)
+
+
+def test_cheating_in_the_kernel_changes_nothing(graded_class):
+    course_dir, _, real = graded_class
+    s, rep = scores(course_dir)["cheater"], report(course_dir, "cheater")
+    assert s["code"] == 40  # nbgrader restored the emptied test cells; the solutions pass them honestly
+    assert rep.fad is not None and rep.fad > 4 * 2.0 * real.fad and s["quality"] == 0
+
+
+def test_endless_and_memory_hungry_cells_cost_only_their_points(graded_class):
+    course_dir, outcomes, _ = graded_class
+    s, rep = scores(course_dir)["hog"], report(course_dir, "hog")
+    assert s["code"] == 18  # r1 (10) + export (8) still pass; modconv and mapping score 0
+    assert rep.points == 0 and any("silent" in p for p in rep.problems)
+
+
+def test_odd_id_symlink_and_corrupt_files(graded_class):
+    course_dir, outcomes, _ = graded_class
+    sid = "Zoe_O_Brien"
+    assert sid in outcomes
+    rep = report(course_dir, sid)
+    text = " ".join(rep.problems)
+    assert "symbolic link" in text and "not a readable WAV" in text
+    assert rep.n_usable == N_LOOPS - 3 and rep.usable_factor == pytest.approx((N_LOOPS - 3) / N_LOOPS)
+    assert not (course_dir / "submitted" / sid / "hw2" / "loops" / "loop_000.wav").exists()  # never extracted
+
+
+def test_feedback_and_export(graded_class):
+    course_dir, outcomes, _ = graded_class
+    for student in outcomes:
+        page = (course_dir / "feedback" / student / "hw2" / "report.html").read_text(encoding="utf-8")
+        assert "Loop quality" in page
+    page = (course_dir / "feedback" / "copycat" / "hw2" / "report.html").read_text(encoding="utf-8")
+    assert "copy of training loop" in page
+    rows = list(csv.DictReader(open(course_dir / "grades.csv")))
+    assert {r["student"] for r in rows} == set(outcomes)
+    by_id = {r["student"]: r for r in rows}
+    assert float(by_id["ref_real"]["total"]) == 80.0
+
+
+def test_rerun_changes_nothing_and_keeps_a_ta_override(graded_class):
+    from nbgrader.api import Gradebook
+
+    from grading.course import db_url
+    from grading.pipeline import run_all, run_scoring
+
+    course_dir, outcomes, _ = graded_class
+    before = scores(course_dir)
+    with Gradebook(db_url(course_dir), course_id="music-synthesis") as gb:
+        grade = gb.find_grade("loop_quality", "hw2", "hw2", "collapse")
+        grade.manual_score = 12.5  # a TA decided otherwise in formgrader
+        gb.db.commit()
+    reports_before = {s: json.loads(report(course_dir, s).to_json()) for s in outcomes}
+    run_all(course_dir, None, jobs=2)
+    after = scores(course_dir)
+    assert after["collapse"]["quality"] == 12.5
+    assert {s: v for s, v in after.items() if s != "collapse"} == {s: v for s, v in before.items() if s != "collapse"}
+    rescored = run_scoring(course_dir, sorted(outcomes), force=True)
+    for s, rep in rescored.items():
+        again = json.loads(rep.to_json())
+        again.pop("seconds"), reports_before[s].pop("seconds")
+        assert again == reports_before[s], f"{s}: scoring is not deterministic"
