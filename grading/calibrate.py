@@ -19,17 +19,17 @@ import numpy as np
 import torch
 
 from grading.policy import Policy, load_policy
+from grading.demo import HELD_OUT_SEED, shuffled
 from grading.reference import TRAINING_SEED, data_preset, load_reference_assets
 
-HELD_OUT_SEED = 2
 
 
 def _conditions(n: int, preset: str, checkpoints: dict[str, Path]) -> dict[str, torch.Tensor]:
     from course_lib.data.datasets import LoopDataset
     from course_lib.hw2 import generate_loops
 
-    real = LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio
-    training = LoopDataset(split="all", preset=preset, seed=TRAINING_SEED, precompute_mel=False).audio
+    real = shuffled(LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio)
+    training = shuffled(LoopDataset(split="all", preset=preset, seed=TRAINING_SEED, precompute_mel=False).audio)
     if real.shape[0] < n or training.shape[0] < n:
         raise ValueError(f"data preset {preset!r} has fewer than {n} loops; use a bigger preset")
     g = torch.Generator().manual_seed(0)

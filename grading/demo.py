@@ -91,6 +91,11 @@ def _submission(files: dict[str, bytes], symlinks: dict[str, str] | None = None)
     return buf.getvalue()
 
 
+def shuffled(audio: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The clips ``(n, samples)`` in a seeded random order (datasets come sorted by class)."""
+    return audio[torch.randperm(audio.shape[0], generator=torch.Generator().manual_seed(seed))]
+
+
 def tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     """An untrained fast-preset generator saved as a checkpoint (stands in for a student's)."""
     from course_lib.models.stylegan2 import Generator, MelImageSpec, StyleGAN2Config, save_generator
@@ -119,8 +124,9 @@ def build_demo_class(out_dir: Path, n_loops: int, preset: str, checkpoint: Path 
     sr = 16000
     ckpt_path = Path(checkpoint) if checkpoint else tiny_checkpoint(out_dir / "demo_checkpoint.pt")
     ckpt = ckpt_path.read_bytes()
-    held_out = LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio.numpy()
-    training = LoopDataset(split="all", preset=preset, seed=TRAINING_SEED, precompute_mel=False).audio.numpy()
+    # the datasets are ordered by class: shuffle (seeded) so that any n loops cover every class
+    held_out = shuffled(LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio).numpy()
+    training = shuffled(LoopDataset(split="all", preset=preset, seed=TRAINING_SEED, precompute_mel=False).audio).numpy()
     if held_out.shape[0] < n_loops or training.shape[0] < n_loops:
         raise ValueError(f"preset {preset!r} has fewer than {n_loops} loops")
     rng = np.random.default_rng(0)

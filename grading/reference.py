@@ -1,7 +1,7 @@
 """What the trusted scorer compares submissions against, all made by course code, none by students.
 
 * the loop classifier shipped in ``course_lib/assets`` (IS and the FAD embedding);
-* the reference statistics ``grading/reference/loops_reference.npz``: classifier embeddings of
+* the reference statistics ``grading/assets/loops_reference.npz``: classifier embeddings of
   held-out real loops, an independent draw of the HW2 loop set (seed ``REFERENCE_SEED``),
   built by ``python -m grading build-reference``;
 * the training loops (the HW2 loop set students train on, seed ``TRAINING_SEED``) as normalised
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parent / "assets"
 REFERENCE_FILE = REFERENCE_DIR / "loops_reference.npz"
 TRAINING_SEED = 0
 REFERENCE_SEED = 1

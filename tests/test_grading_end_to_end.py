@@ -31,11 +31,11 @@ def graded_class(tmp_path_factory):
         from course_lib.data.datasets import LoopDataset
         from course_lib.metrics.evaluate import ReferenceSet, evaluate
         from grading import reference
-        from grading.demo import build_demo_class
+        from grading.demo import build_demo_class, shuffled
         from grading.pipeline import run_all
 
         reference.build_reference(Path(env["HW2_REFERENCE"]), preset="fast")
-        calib = LoopDataset(split="all", preset="fast", seed=3, precompute_mel=False).audio[:N_LOOPS]
+        calib = shuffled(LoopDataset(split="all", preset="fast", seed=3, precompute_mel=False).audio)[:N_LOOPS]
         real = evaluate(calib, ReferenceSet.load(env["HW2_REFERENCE"]), device="cpu")
         fad_top, is_top = 2.0 * real.fad, 0.6 * real.is_mean
         Path(env["HW2_THRESHOLDS"]).write_text(f"""
@@ -59,8 +59,8 @@ max_shift_frames = 16
 [points]
 quality_cell = "loop_quality"
 quality_max = 40
-fad = [ {{ max = {fad_top}, points = 25 }}, {{ max = {4 * fad_top}, points = 10 }} ]
-is = [ {{ min = {is_top}, points = 15 }}, {{ min = {0.5 * is_top}, points = 5 }} ]
+fad = [ {{ max = {fad_top}, points = 25 }}, {{ max = {1.5 * fad_top}, points = 10 }} ]
+is = [ {{ min = {is_top}, points = 15 }}, {{ min = {0.75 * is_top}, points = 5 }} ]
 """)
         demo = build_demo_class(tmp / "lms", N_LOOPS, preset="fast")
         course_dir = tmp / "course"
@@ -123,7 +123,9 @@ def test_cheating_in_the_kernel_changes_nothing(graded_class):
     course_dir, _, real = graded_class
     s, rep = scores(course_dir)["cheater"], report(course_dir, "cheater")
     assert s["code"] == 40  # nbgrader restored the emptied test cells; the solutions pass them honestly
-    assert rep.fad is not None and rep.fad > 4 * 2.0 * real.fad and s["quality"] == 0
+    # the trusted scorer measured the noise loops, whatever the kernel patched: far from real, no points
+    assert rep.fad is not None and rep.fad > 3.0 * real.fad and rep.inception_score < 0.75 * real.is_mean
+    assert rep.fad_points == 0 and rep.is_points == 0 and s["quality"] == 0
 
 
 def test_endless_and_memory_hungry_cells_cost_only_their_points(graded_class):
