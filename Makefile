@@ -31,8 +31,9 @@ grade: $(STAMP)
 	@test -n "$(DOWNLOAD)" || { echo "usage: make grade DOWNLOAD=lms.zip [COURSE_DIR=~/hw2-grading]"; exit 2; }
 	$(PY) -m grading all --download "$(DOWNLOAD)" --course-dir "$(or $(COURSE_DIR),build/hw2-grading)"
 
+# two test processes on two cores: one math thread each (torch oversubscribed is many times slower)
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15 -p no:cacheprovider $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 COURSE_THREADS=1 $(PY) -m pytest -n 2 --durations=25 -p no:cacheprovider $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab lessons/

@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from course_lib.metrics.evaluate import ReferenceSet, build_reference, evaluate  # noqa: E402
+from course_lib.metrics.evaluate import build_reference, evaluate  # noqa: E402
 from course_lib.metrics.frechet import frechet_distance, gaussian_stats  # noqa: E402
 
 

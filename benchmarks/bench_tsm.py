@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 s signal, one repeat (smoke run)")
     ap.add_argument("--seconds", type=float, default=None, help="signal length in seconds (default 30)")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: like the single-threaded NumPy baselines)")
     args = ap.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 30.0)
     repeats = args.repeats or (1 if args.quick else 3)

@@ -141,7 +141,7 @@ def test_odd_id_symlink_and_corrupt_files(graded_class):
     assert sid in outcomes
     rep = report(course_dir, sid)
     text = " ".join(rep.problems)
-    assert "symbolic link" in text and "not a readable WAV" in text
+    assert "not unpacked: symlink" in text and "not a readable WAV" in text and "0.030 s" in text
     assert rep.n_usable == N_LOOPS - 3 and rep.usable_factor == pytest.approx((N_LOOPS - 3) / N_LOOPS)
     assert not (course_dir / "submitted" / sid / "hw2" / "loops" / "loop_000.wav").exists()  # never extracted
 

@@ -11,7 +11,7 @@ import torch
 from course_lib.metrics.embeddings import (embed_audio, load_vggish, n_vggish_patches, random_vggish,
                                            vggish_log_mel, vggish_patches)
 from course_lib.metrics.pitch import pitch_accuracy
-from course_lib.metrics.train_classifier import accuracy, fit
+from course_lib.metrics.train_classifier import fit
 from course_lib.models.classifiers import (PitchClassifier, PitchConfig, ShortChunkCNN, ShortChunkConfig,
                                            load_classifier, log_frequency_filterbank, save_classifier)
 
@@ -109,39 +109,42 @@ def test_log_frequency_filterbank_peaks_at_tone():
     assert torch.allclose(fb.sum(1), torch.ones(fb.shape[0]))
 
 
-def test_short_chunk_cnn_learns_stand_in_classes(tmp_path):
-    # 4 classes: tones around 4 distinct pitch regions, 0.5 s each
-    torch.manual_seed(0)
-    base = torch.tensor([110.0, 220.0, 440.0, 880.0])
-    labels = torch.arange(4).repeat(24)
-    f0 = base[labels] * 2 ** (torch.rand(len(labels), generator=torch.Generator().manual_seed(1)) * 0.3 - 0.15)
-    x = _tones(f0, 0.5, seed=2)
-    cfg = ShortChunkConfig(n_classes=4, class_names=["a", "b", "c", "d"], channels=(8, 16, 32), emb_dim=32)
-    model = ShortChunkCNN(cfg)
-    losses = fit(model, x[:80], labels[:80], epochs=10, batch_size=16, lr=5e-3, task="loops", seed=0)
-    assert losses[-1] < losses[0]
-    assert accuracy(model, x[80:], labels[80:]) >= 0.9
+def test_short_chunk_cnn_shapes_checkpoint_roundtrip(tmp_path):
+    # (its training on the real loop set is tested by the FAST rebuild in test_metrics_evaluate.py)
+    cfg = ShortChunkConfig(n_classes=4, class_names=["a", "b", "c", "d"], channels=(4, 8), emb_dim=16)
+    model = ShortChunkCNN(cfg).eval()
+    x = _tones(torch.tensor([110.0, 220.0, 440.0]), 0.5, seed=2)
     with torch.no_grad():
-        emb, probs = model.embed_and_proba(x[:5])
-    assert emb.shape == (5, 32) and torch.allclose(probs.sum(-1), torch.ones(5), atol=1e-5)
+        emb, probs = model.embed_and_proba(x)
+        logits = model(x)
+    assert emb.shape == (3, 16) and logits.shape == (3, 4) and (emb >= 0).all()  # post-ReLU embedding
+    assert torch.allclose(probs, torch.softmax(logits, -1), atol=1e-6)
+    assert torch.allclose(probs.sum(-1), torch.ones(3), atol=1e-5)
     path = save_classifier(model, tmp_path / "m.pt", meta={"note": "stand-in"})
     back = load_classifier(path)
     with torch.no_grad():
-        assert torch.equal(back(x[:5]), model(x[:5]))
-    assert back.meta["note"] == "stand-in"
+        assert torch.equal(back(x), logits)
+    assert back.meta["note"] == "stand-in" and back.config.channels == (4, 8)
     with pytest.raises(FileNotFoundError, match="train_classifier"):
         load_classifier(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_classifier(tmp_path / "junk.pt")
 
 
-def test_pitch_classifier_learns_stand_in_pitches():
-    pitches = torch.arange(60, 68).repeat(12)  # 8 MIDI pitches, random timbres
-    f0 = 440.0 * 2 ** ((pitches.float() - 69) / 12)
-    x = _tones(f0, 0.5, seed=3)
-    cfg = PitchConfig(n_classes=12, pitch_min=58, seconds=0.5, channels=(8, 8), emb_dim=32)
-    model = PitchClassifier(cfg)
+def test_pitch_classifier_shapes_and_one_step_of_learning():
+    # (its accuracy on real notes is tested with the shipped checkpoint in test_metrics_evaluate.py)
+    pitches = torch.arange(60, 68).repeat(2)
+    x = _tones(440.0 * 2 ** ((pitches.float() - 69) / 12), 0.5, seed=3)
+    model = PitchClassifier(PitchConfig(n_classes=12, pitch_min=58, seconds=0.5, channels=(4, 4), emb_dim=16))
     target = model.midi_to_class(pitches)
-    fit(model, x[:80], target[:80], epochs=25, batch_size=16, lr=5e-3, task="pitch", seed=0)
+    assert int(target.min()) == 2 and model.class_to_midi(2) == 60
+    feats = model.features(x)
+    assert feats.shape == (16, 1, model.filterbank.shape[0]) and torch.isfinite(feats).all()
+    losses = fit(model, x, target, epochs=8, batch_size=16, lr=1e-2, task="pitch", seed=0)
+    assert losses[-1] < losses[0]
     with torch.no_grad():
-        probs = model.predict_proba(x[80:])
-    assert probs.shape == (16, 12)
-    assert pitch_accuracy(probs, target[80:]) >= 80.0
+        emb, probs = model.embed_and_proba(x)
+    assert emb.shape == (16, 16) and probs.shape == (16, 12)
+    assert torch.allclose(probs.sum(-1), torch.ones(16), atol=1e-5)
+    assert 0.0 <= pitch_accuracy(probs, target) <= 100.0

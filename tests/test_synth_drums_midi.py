@@ -199,6 +199,9 @@ def test_voice_mapping_and_errors(tmp_path):
         render_midi(pm, SR, voice_for_program={0: "theremin"})
     with pytest.raises(FileNotFoundError, match="nope.mid"):
         render_midi(tmp_path / "nope.mid", SR)
+    (tmp_path / "garbage.mid").write_bytes(b"not midi at all")
+    with pytest.raises(ValueError, match="garbage.mid: not a readable MIDI file"):
+        render_midi(tmp_path / "garbage.mid", SR)
     with pytest.raises(ValueError, match="backend"):
         render_midi(pm, SR, backend="csound")
 

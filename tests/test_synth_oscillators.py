@@ -230,6 +230,15 @@ def test_basic_tables_have_the_textbook_harmonics():
     assert abs(sq[3] - 1 / 3) < 1e-3 and sq[4] < 1e-6
 
 
+def test_wavetable_from_harmonics_matches_the_fourier_sum():
+    amps, phases = torch.tensor([1.0, 0.5, 0.0, 0.25]), torch.tensor([0.3, 1.0, 0.0, -0.5])
+    tab = wavetable.wavetable_from_harmonics(amps, 64, phases=phases, normalize=False)
+    i = np.arange(64)
+    ref = sum(float(amps[k]) * np.sin(2 * np.pi * (k + 1) * i / 64 + float(phases[k])) for k in range(4))
+    np.testing.assert_allclose(tab.numpy(), ref, atol=1e-6)
+    assert abs(float(wavetable.wavetable_from_harmonics(amps, 64).abs().max()) - 1.0) < 1e-6
+
+
 def test_wavetable_pitch_and_morph():
     tabs = wavetable.basic_tables(2048)
     f0 = 500.0  # 32 samples per period; 0.5 s = 250 whole periods

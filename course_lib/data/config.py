@@ -30,7 +30,7 @@ NSYNTH_SECONDS: float = 4.0
 NSYNTH_HOLD_SECONDS: float = 3.0
 
 # Bump when a generator changes what it produces, so stale caches are not reused.
-GENERATOR_VERSION: int = 1
+GENERATOR_VERSION: int = 2
 
 
 def cache_root() -> Path:

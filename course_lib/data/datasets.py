@@ -86,14 +86,15 @@ class LoopDataset(_ClipDataset):
             ``label`` column or the sub-folder name).
         sr: sample rate in Hz. mel: the log-mel settings (default the course's).
         cache: use/create the on-disk cache. precompute_mel: compute all log-mels up front.
+        classes: subset of the loop classes. n_kits: size of the random drum-kit pool (default 16).
     Items: ``audio (samples,)``, ``mel (n_mels, frames)``, ``label`` (class index), ``class_name``, ``key``.
     """
 
     def __init__(self, split: str = "train", preset: Union[str, DataPreset] = "default", seed: int = 0,
                  backend: str = "dsp", root: PathLike | None = None, sr: int = DEFAULT_SR,
                  mel: MelConfig = COURSE_MEL, cache: bool = True, precompute_mel: bool = True,
-                 classes: Sequence[str] | None = None, device: torch.device | str | None = None,
-                 progress: bool = False) -> None:
+                 classes: Sequence[str] | None = None, n_kits: int | None = None,
+                 device: torch.device | str | None = None, progress: bool = False) -> None:
         _check_split(split)
         self.sr, self.mel_config, self.split = int(sr), mel, split
         if root is not None:
@@ -106,19 +107,20 @@ class LoopDataset(_ClipDataset):
             keys = [str(r.path.relative_to(Path(root))) for r in records]
             self.config = {"root": str(Path(root).resolve()), "sr": sr}
         else:
-            from course_lib.data.synthetic_loops import LOOP_CLASSES, generate_loops
+            from course_lib.data.synthetic_loops import DEFAULT_N_KITS, LOOP_CLASSES, generate_loops
 
             p = get_preset(preset)
             cls = list(classes) if classes is not None else list(LOOP_CLASSES)
+            kits = DEFAULT_N_KITS if n_kits is None else int(n_kits)
             self.config = {"kind": "loops", "n_per_class": p.loops_per_class, "seed": seed, "backend": backend,
-                           "sr": sr, "classes": cls, "version": GENERATOR_VERSION}
+                           "sr": sr, "classes": cls, "n_kits": kits, "version": GENERATOR_VERSION}
             path = cache_root() / f"loops-{config_hash(self.config)}.pt"
             if cache and path.is_file():
                 blob = torch.load(path, weights_only=True)
                 audio, labels, self.class_names = blob["audio"], blob["labels"], list(blob["class_names"])
             else:
                 audio, labels, self.class_names = generate_loops(
-                    p.loops_per_class, sr=sr, seed=seed, backend=backend, classes=cls, device=device,
+                    p.loops_per_class, sr=sr, seed=seed, backend=backend, classes=cls, n_kits=kits, device=device,
                     progress=progress)
                 audio = audio.cpu()
                 if cache:

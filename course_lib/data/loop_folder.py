@@ -4,7 +4,7 @@ Any sample rate, any length, mono or stereo, anything ``soundfile`` reads. The t
 comes from (in this order) a metadata file (CSV or JSON mapping file name -> BPM), the file name
 (``..._100bpm_...``, ``100 BPM``), or an estimate by ``librosa.beat.beat_track`` reconciled with
 the loop's duration (a loop holds a whole number of bars). Each loop is time-stretched with
-``course_lib.tsm.time_stretch`` by ``rate = 120 / bpm`` (rate > 1 = shorter), and its first bar is
+``course_lib.tsm.time_stretch`` (HPSS-TSM by default) by ``rate = 120 / bpm`` (rate > 1 = shorter), and its first bar is
 kept (2.0 s at 120 BPM). As the lecture warns, stretching far from the original tempo sounds bad, so
 loops whose tempo is more than ``max_rate`` away from 120 BPM are skipped. Every file that is not
 loaded appears in the :class:`LoadReport` with its reason - nothing is dropped silently.
@@ -61,6 +61,7 @@ class LoadReport:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def skip(self, path: Path, reason: str) -> None:
+        """Record that ``path`` was not loaded, and why."""
         self.skipped.append((path, reason))
 
     def summary(self) -> str:
@@ -126,21 +127,24 @@ def read_tempo_metadata(path: PathLike) -> dict[str, dict]:
 
 
 def estimate_bpm(x: np.ndarray, sr: int) -> float:
-    """Tempo in BPM of a loop ``(samples,)``: ``librosa.beat`` estimate snapped to a whole number of bars.
+    """Tempo in BPM of a loop ``(samples,)``, from its duration and an onset-autocorrelation estimate.
 
-    A loop of ``d`` seconds holding ``k`` 4/4 bars has tempo ``240 k / d``; the candidate closest (in
-    log ratio) to the beat tracker's estimate is taken when it lies within 8 % of it.
+    A loop of ``d`` seconds holding ``k`` 4/4 bars has tempo ``240 k / d``. Among the whole-bar
+    tempi ``k = 1, 2, 3, 4, 8`` that lie in 60..200 BPM, the one closest (in log ratio) to the
+    estimate of ``librosa.feature.tempo`` (the tempo estimator of ``librosa.beat``), or to half or
+    twice it, is returned; with no such candidate the estimate itself.
     """
     import librosa
 
-    tempo, _ = librosa.beat.beat_track(y=x.astype(np.float32), sr=sr, start_bpm=LOOP_BPM, units="time")
-    est = float(np.atleast_1d(tempo)[0])
+    est = float(np.atleast_1d(librosa.feature.tempo(y=x.astype(np.float32), sr=sr, start_bpm=LOOP_BPM))[0])
     seconds = len(x) / sr
-    cands = [60.0 * BEATS_PER_BAR * k / seconds for k in (0.5, 1, 2, 3, 4, 6, 8)]
+    cands = [60.0 * BEATS_PER_BAR * k / seconds for k in (1, 2, 3, 4, 8)]
+    cands = [c for c in cands if 60.0 <= c <= 200.0]
+    if not cands:
+        return est
     if est <= 0:
         return min(cands, key=lambda c: abs(math.log(c / LOOP_BPM)))
-    best = min(cands, key=lambda c: abs(math.log(c / est)))
-    return best if abs(math.log(best / est)) < math.log(1.08) else est
+    return min(cands, key=lambda c: min(abs(math.log(c / (est * m))) for m in (0.5, 1.0, 2.0)))
 
 
 def list_audio_files(folder: PathLike, recursive: bool = True) -> list[Path]:
@@ -153,7 +157,7 @@ def list_audio_files(folder: PathLike, recursive: bool = True) -> list[Path]:
 
 
 def load_loop_folder(folder: PathLike, sr: int = DEFAULT_SR, target_bpm: float = LOOP_BPM, bars: int = 1,
-                     metadata: PathLike | None = None, max_rate: float = 1.35, method: str = "wsola",
+                     metadata: PathLike | None = None, max_rate: float = 1.35, method: str = "hptsm",
                      min_seconds: float = 0.5, recursive: bool = True, label_from: str = "metadata",
                      ) -> tuple[torch.Tensor, list[LoopRecord], LoadReport]:
     """Load every loop in ``folder`` as ``bars`` bar(s) of 4/4 at ``target_bpm`` and ``sr`` Hz.
@@ -163,7 +167,8 @@ def load_loop_folder(folder: PathLike, sr: int = DEFAULT_SR, target_bpm: float =
         sr: output rate in Hz. target_bpm: output tempo. bars: bars kept per loop.
         metadata: tempo CSV/JSON (default: the first of ``METADATA_NAMES`` found in ``folder``).
         max_rate: skip loops needing a stretch rate above ``max_rate`` or below ``1 / max_rate``.
-        method: ``course_lib.tsm.time_stretch`` method (``"wsola"``, ``"hptsm"``, ...).
+        method: ``course_lib.tsm.time_stretch`` method; the default HPSS-TSM keeps drum onsets sharp
+            and in place (WSOLA moves them by up to its tolerance, ~10 ms).
         min_seconds: skip files shorter than this.
         label_from: ``"metadata"`` (a ``label`` column) or ``"folder"`` (the parent folder name).
     Returns:
@@ -177,6 +182,8 @@ def load_loop_folder(folder: PathLike, sr: int = DEFAULT_SR, target_bpm: float =
     folder = Path(folder)
     if max_rate < 1.0:
         raise ValueError(f"max_rate must be >= 1, got {max_rate}")
+    if label_from not in ("metadata", "folder"):
+        raise ValueError(f"label_from must be 'metadata' or 'folder', got {label_from!r}")
     if bars < 1 or target_bpm <= 0 or sr <= 0:
         raise ValueError(f"bars ({bars}), target_bpm ({target_bpm}) and sr ({sr}) must be positive")
     files = list_audio_files(folder, recursive)

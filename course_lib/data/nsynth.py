@@ -152,6 +152,7 @@ class NSynthReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (note_str or file, reason)
 
     def skip(self, name: str, reason: str) -> None:
+        """Record that example ``name`` was not loaded, and why."""
         self.skipped.append((name, reason))
 
     def summary(self) -> str:

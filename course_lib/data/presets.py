@@ -33,6 +33,7 @@ class DataPreset:
     loops_per_class: int
 
     def to_dict(self) -> dict:
+        """The preset as a plain dict (hashed into cache keys)."""
         return asdict(self)
 
     def with_(self, **changes) -> "DataPreset":

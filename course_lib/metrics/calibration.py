@@ -65,12 +65,13 @@ def calibration_conditions(real_b: torch.Tensor, seed: int = 0) -> dict[str, tor
 
 
 def calibration_table(real: torch.Tensor, sr: int = DEFAULT_SR, classifier: torch.nn.Module | None = None,
-                      is_splits: int = 10, ndb_k: int | None = None, seed: int = 0,
+                      is_splits: int | None = None, ndb_k: int | None = None, seed: int = 0,
                       device: torch.device | str | None = None) -> CalibrationTable:
     """Score the calibration conditions against the first half of ``real`` clips ``(n, samples)``.
 
     The clips are shuffled (seeded) and split into two disjoint halves: the reference and
-    the "real" condition. Other arguments as in :func:`course_lib.metrics.evaluate.evaluate`.
+    the "real" condition. ``is_splits`` defaults to one split per 100 clips (1 to 10): IS of a
+    split cannot exceed its number of clips. Other arguments as in :func:`course_lib.metrics.evaluate.evaluate`.
     """
     from course_lib.models.classifiers import load_loop_classifier
     from course_lib.train.device import pick_device
@@ -82,6 +83,8 @@ def calibration_table(real: torch.Tensor, sr: int = DEFAULT_SR, classifier: torc
     order = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(seed))
     half = real.shape[0] // 2
     ref_audio, other = real[order[:half]], real[order[half:2 * half]]
+    if is_splits is None:
+        is_splits = max(1, min(10, half // 100))
     emb, _ = _embed_and_proba(ref_audio, clf, sr, 64, dev)
     reference = ReferenceSet(emb, {"sr": sr, "clip_samples": int(real.shape[-1]), "n": half})
     rows = [CalibrationRow(name, evaluate(audio, reference, sr=sr, classifier=clf, is_splits=is_splits, ndb_k=ndb_k,

@@ -82,6 +82,12 @@ def _embed_and_proba(audio: torch.Tensor, model: torch.nn.Module, sr: int, batch
     return torch.cat(embs).numpy(), torch.cat(probs).numpy()
 
 
+def _embedder_id(model: object) -> str | None:
+    """The training-data hash of a shipped/trained classifier (from its card), else ``None``."""
+    meta = getattr(model, "meta", None)
+    return meta.get("data", {}).get("sha256_train") if isinstance(meta, dict) else None
+
+
 @dataclass
 class ReferenceSet:
     """Embeddings ``(n, d)`` of real clips and their Gaussian statistics, with how they were made."""
@@ -138,7 +144,7 @@ def build_reference(audio: AudioSource, embedder: Embedder | None = None, sr: in
     model = embedder if embedder is not None else load_loop_classifier()
     x = _as_audio(audio, sr)
     emb = embed_audio(x, model, sr, batch_size, device)
-    meta = {"embedder": type(model).__name__, "embedder_meta": getattr(model, "meta", {}).get("data_hash", None),
+    meta = {"embedder": type(model).__name__, "embedder_id": _embedder_id(model),
             "sr": sr, "clip_samples": int(x.shape[-1]), "n": int(x.shape[0])}
     return ReferenceSet(emb, meta)
 
@@ -224,6 +230,10 @@ def evaluate(generated: AudioSource, reference: ReferenceSet | AudioSource, sr: 
         reference = ReferenceSet.load(reference)
     if not isinstance(reference, ReferenceSet):
         reference = build_reference(reference, embedder or clf, sr, batch_size, dev)
+    ref_id, our_id = reference.meta.get("embedder_id"), _embedder_id(embedder or clf)
+    if ref_id and our_id and ref_id != our_id:
+        raise ValueError(f"the reference was embedded with another network (id {ref_id[:12]}...) than the one "
+                         f"used now ({our_id[:12]}...); rebuild the reference with build_reference()")
     length = reference.meta.get("clip_samples")
     gen = _as_audio(generated, sr, length)
     if gen.shape[0] < 2:

@@ -1,1 +1,11 @@
-"""course_lib.models (see ARCHITECTURE.md)."""
+"""The course's neural models, one module each (import the module you need):
+
+=================  ==============================================================
+``wavenet``        mu-law WaveNet with fast generation, NSynth WaveNet autoencoder (Lesson 03)
+``gansynth``       progressive GANSynth generator / discriminator (Lesson 04)
+``gansynth_repr``  phase / IF / mel-IF note representations and their inverses (Lesson 04)
+``stylegan2``      StyleGAN2 for log-mel loop images (Lesson 05, HW2)
+``melgan``         MelGAN vocoder and the Griffin-Lim baseline (Lesson 05, HW2)
+``classifiers``    loop and pitch classifiers behind IS / FAD / PA / PE (metrics)
+=================  ==============================================================
+"""

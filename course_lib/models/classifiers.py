@@ -18,6 +18,7 @@ offer ``embed``, ``predict_proba`` and ``embed_and_proba``. Checkpoints are plai
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -237,7 +238,9 @@ def save_classifier(model: ShortChunkCNN | PitchClassifier, path: PathLike, meta
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    torch.save({"kind": model.kind, "config": asdict(model.config), "state_dict": state, "meta": meta or {}}, path)
+    plain = lambda obj: json.loads(json.dumps(obj, default=str))  # noqa: E731  (weights-only loadable)
+    torch.save({"kind": model.kind, "config": plain(asdict(model.config)), "state_dict": state,
+                "meta": plain(meta or {})}, path)
     return path
 
 

@@ -36,8 +36,9 @@ Shapes: images ``(batch, 2, n_freq, n_frames)``; at stage ``s`` (0 = smallest) t
 from __future__ import annotations
 
 import math
+import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
@@ -121,7 +122,9 @@ class GANSynthConfig:
         channels: feature maps per stage, smallest resolution first (``n_stages`` values).
         latent_dim: size of ``z``. n_pitches / pitch_min: MIDI pitch classes (GANSynth: 61 from 24).
         loss: ``"wgan-gp"`` or ``"ns-r1"``. gp_weight: WGAN-GP lambda. drift: WGAN drift weight.
-        r1_gamma: R1 weight. aux_weight: weight of the auxiliary pitch cross-entropy.
+        r1_gamma: R1 weight. aux_weight: weight of the auxiliary pitch cross-entropy (10: with weight 1
+            the critic's adversarial gradients drown the pitch head on small CPU runs and D never
+            learns pitch, so neither does G).
         mbstd_group: minibatch-stddev group size.
     """
 
@@ -135,7 +138,7 @@ class GANSynthConfig:
     gp_weight: float = 10.0
     drift: float = 1e-3
     r1_gamma: float = 1.0
-    aux_weight: float = 1.0
+    aux_weight: float = 10.0
     mbstd_group: int = 4
 
     def __post_init__(self) -> None:
@@ -378,6 +381,7 @@ class GANSynth(nn.Module):
         self.stage = cfg.n_stages - 1
         self.alpha = 1.0
         self.meta: dict = {}
+        self.has_discriminator = True
 
     @property
     def sr(self) -> int:
@@ -458,42 +462,60 @@ class GANSynth(nn.Module):
 
     # ----------------------------------------------------------------------- checkpoints
 
-    def checkpoint(self, extra: dict | None = None) -> dict:
-        """A plain, ``weights_only``-loadable dict of everything needed to rebuild the model."""
+    def rebuild_config(self) -> dict:
+        """What :func:`load_gansynth` needs besides the weights (plain, JSON-able)."""
         return {"kind": "gansynth", "config": self.cfg.to_dict(), "normalizer": self.normalizer.to_dict(),
-                "stage": self.stage, "alpha": self.alpha, "meta": dict(self.meta),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, **(extra or {})}
+                "stage": self.stage, "alpha": self.alpha, "meta": dict(self.meta)}
 
-    def save(self, path: PathLike, extra: dict | None = None) -> Path:
-        """Write :meth:`checkpoint` to ``path`` (parents created)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.checkpoint(extra), path)
-        return path
+    def save(self, path: PathLike, include_discriminator: bool = True, trainer_state: dict | None = None,
+             history: list[dict] | None = None) -> Path:
+        """Write a course checkpoint (:func:`course_lib.train.checkpoint.save_checkpoint`, atomic) to ``path``.
+
+        ``include_discriminator=False`` keeps only what generation needs (a smaller file to ship);
+        ``trainer_state`` (from :meth:`GANSynthTrainer.state_dict`) makes the file resumable.
+        """
+        from course_lib.train.checkpoint import save_checkpoint
+
+        target: nn.Module = self if include_discriminator else _GeneratorOnly(self.generator)
+        hist = {"steps": [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in (history or [])]}
+        extra = {"trainer": trainer_state} if trainer_state is not None else {}
+        return save_checkpoint(path, target, None, step=int(self.meta.get("steps", 0)), config=self.rebuild_config(),
+                               history=hist, extra=extra)
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict, device: torch.device | str | None = None) -> "GANSynth":
-        """Rebuild a model from :meth:`checkpoint`'s dict."""
-        cfg_dict = dict(ckpt["config"])
+        """Rebuild a model from a checkpoint dict written by :meth:`save`."""
+        conf = ckpt["config"]
+        cfg_dict = dict(conf["config"])
         cfg_dict["channels"] = tuple(cfg_dict["channels"])
-        model = cls(GANSynthConfig(**cfg_dict), ImageNormalizer.from_dict(ckpt["normalizer"]))
-        model.load_state_dict(ckpt["state_dict"])
-        model.stage, model.alpha = int(ckpt["stage"]), float(ckpt["alpha"])
-        model.meta = dict(ckpt.get("meta", {}))
+        model = cls(GANSynthConfig(**cfg_dict), ImageNormalizer.from_dict(conf["normalizer"]))
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+        if unexpected or any(not k.startswith("discriminator.") for k in missing):
+            raise RuntimeError(f"missing keys {missing}, unexpected keys {unexpected}")
+        model.has_discriminator = not missing
+        model.stage, model.alpha = int(conf["stage"]), float(conf["alpha"])
+        model.meta = dict(conf.get("meta", {}))
         return model.to(device or "cpu").eval()
+
+
+class _GeneratorOnly(nn.Module):
+    """A wrapper whose state dict holds the generator's weights under the full model's key names."""
+
+    def __init__(self, generator: Generator) -> None:
+        super().__init__()
+        self.generator = generator
 
 
 def load_gansynth(path: PathLike, device: torch.device | str | None = None) -> GANSynth:
     """Load a model saved by :meth:`GANSynth.save` (``FileNotFoundError`` / ``ValueError`` when missing / invalid)."""
+    from course_lib.train.checkpoint import load_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no GANSynth checkpoint (train one with course_lib.models.gansynth.train)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "gansynth":
-        raise ValueError(f"{path}: not a GANSynth checkpoint (kind={ckpt.get('kind') if isinstance(ckpt, dict) else None!r})")
+    ckpt = load_checkpoint(path)
+    if ckpt.get("config", {}).get("kind") != "gansynth":
+        raise ValueError(f"{path}: not a GANSynth checkpoint (config kind={ckpt.get('config', {}).get('kind')!r})")
     try:
         return GANSynth.from_checkpoint(ckpt, device)
     except (RuntimeError, KeyError, TypeError) as exc:
@@ -583,15 +605,27 @@ class GANSynthTrainer:
         idx = torch.randint(0, self.images.shape[0], (self.tc.batch_size,), generator=self.rng)
         return self.images[idx].to(self.device), self.classes[idx].to(self.device)
 
-    def train_step(self) -> dict:
-        """One generator step after ``n_critic`` discriminator steps; returns the step's statistics."""
+    def warmup_discriminator(self, steps: int) -> dict:
+        """Train only the discriminator for ``steps`` steps at the current stage (a critic warm-up,
+        as WGAN trainings often do first); returns the last step's statistics."""
+        stats: dict = {}
+        for _ in range(int(steps)):
+            stats = self.train_step(generator_step=False)
+        return stats
+
+    def train_step(self, generator_step: bool = True) -> dict:
+        """One generator step after ``n_critic`` discriminator steps; returns the step's statistics.
+
+        With ``generator_step=False`` only one discriminator step is taken and the schedule
+        does not advance.
+        """
         m, cfg = self.model, self.model.cfg
         stage, alpha = self.schedule(self.step)
         m.stage, m.alpha = stage, alpha
         m.generator.train()
         m.discriminator.train()
         stats: dict = {}
-        for _ in range(self.tc.n_critic):
+        for _ in range(self.tc.n_critic if generator_step else 1):
             real, cls = self._batch()
             real = resize_real(real, cfg, stage, alpha)
             z = torch.randn(real.shape[0], cfg.latent_dim, generator=self.rng).to(self.device)
@@ -601,6 +635,8 @@ class GANSynthTrainer:
             self.d_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.d_opt.step()
+        if not generator_step:
+            return stats
         cls = self.classes[torch.randint(0, self.classes.shape[0], (self.tc.batch_size,), generator=self.rng)]
         cls = cls.to(self.device)
         z = torch.randn(cls.shape[0], cfg.latent_dim, generator=self.rng).to(self.device)
@@ -639,6 +675,21 @@ class GANSynthTrainer:
                                steps=self.step, train=self.tc.to_dict())
         self.model.eval()
         return out
+
+    def save(self, path: PathLike) -> Path:
+        """A resumable checkpoint: the model, both optimisers, the step, the RNG and the history."""
+        self.model.meta.update(steps=self.step)
+        return self.model.save(path, trainer_state=self.state_dict(), history=self.history)
+
+    def resume(self, path: PathLike) -> None:
+        """Load weights and optimiser state written by :meth:`save` and continue from its step."""
+        from course_lib.train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path, self.model)
+        if "trainer" not in ckpt.get("extra", {}):
+            raise ValueError(f"{path}: holds no trainer state to resume from")
+        self.load_state_dict(ckpt["extra"]["trainer"])
+        self.history = list(ckpt.get("history", {}).get("steps", []))
 
     def state_dict(self) -> dict:
         """Optimiser states, step and RNG state (to resume)."""
@@ -704,14 +755,15 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # tests and COURSE_FAST lessons: 0.25 s notes, 128 x 64 images, seconds on a CPU
+    # tests and COURSE_FAST lessons: 0.25 s notes, 128 x 64 images (+H: 256 x 32), seconds on a CPU
     "fast": Preset("fast", 0.25, 256,
-                   model=dict(n_stages=3, channels=(32, 16, 8), latent_dim=32),
-                   train=dict(steps_per_stage=(10, 10, 10), batch_size=8)),
-    # lecture: 0.5 s notes, 128 x 128 images, a few minutes on a laptop CPU
+                   model=dict(n_stages=4, channels=(32, 32, 16, 8), latent_dim=32),
+                   train=dict(steps_per_stage=(8, 8, 8, 8), batch_size=8)),
+    # lecture: 0.5 s notes, 128 x 128 images (+H: 256 x 64, what the shipped checkpoints use),
+    # about ten minutes on one busy CPU core, a few on a laptop
     "lecture": Preset("lecture", 0.5, 256,
-                      model=dict(n_stages=4, channels=(64, 64, 32, 16), latent_dim=64),
-                      train=dict(steps_per_stage=(150, 150, 150, 200), batch_size=16)),
+                      model=dict(n_stages=5, channels=(32, 32, 32, 16, 8), latent_dim=32),
+                      train=dict(steps_per_stage=(60, 80, 100, 250, 400), batch_size=8)),
     # the paper's geometry (4 s, 512 x 256; +H 1024 x 128): a GPU and hours
     "full": Preset("full", 4.0, 1024,
                    model=dict(n_stages=7, channels=(256, 256, 256, 256, 128, 64, 32), latent_dim=256),
@@ -763,5 +815,74 @@ def train(preset: str | Preset, audio: torch.Tensor, pitches: Sequence[int] | to
     trainer = GANSynthTrainer(model, images, pitches, tc, device=pick_device(device))
     history = trainer.train(progress=progress)
     if out is not None:
-        model.save(out)
+        trainer.save(out)
     return model.to("cpu"), history
+
+
+# --------------------------------------------------------------------------- data and command line
+
+_NOTES_CACHE: dict = {}
+
+
+def training_notes(duration: float = 0.5, split: str = "train", seed: int = 0, pitch_step: int = 1,
+                   velocities: tuple[int, ...] = (100,), pitch_range: tuple[int, int] = (24, 84),
+                   progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Notes of the synthetic mini-NSynth (``course_lib.data``'s ``fast`` instruments) for GANSynth.
+
+    Every instrument plays every ``pitch_step``-th pitch of its range inside ``pitch_range`` (MIDI,
+    inclusive; GANSynth: 24-84) at ``velocities``, for ``duration`` seconds at 16 kHz. ``split`` keeps
+    the NSynth-style hash split of each note (``"train"``, ``"valid"``, ``"test"`` or ``"all"``).
+    Returns ``(audio (N, samples), MIDI pitches (N,), NSynth examples)``.
+    """
+    from course_lib.data.datasets import split_of
+    from course_lib.data.presets import get_preset as data_preset
+    from course_lib.data.synthetic_notes import generate_notes
+
+    if split not in ("train", "valid", "test", "all"):
+        raise ValueError(f"split must be train, valid, test or all, got {split!r}")
+    key = (float(duration), int(seed), int(pitch_step), tuple(int(v) for v in velocities))
+    if key not in _NOTES_CACHE:  # the three splits of one set are rendered once per session
+        preset = data_preset("fast").with_(note_seconds=duration, pitch_step=pitch_step, velocities=key[3])
+        _NOTES_CACHE.clear()
+        _NOTES_CACHE[key] = generate_notes(preset, seed=seed, progress=progress)
+    audio, examples = _NOTES_CACHE[key]
+    keep = [i for i, e in enumerate(examples) if pitch_range[0] <= e.pitch <= pitch_range[1]
+            and (split == "all" or split_of(e.note_str) == split)]
+    if not keep:
+        raise ValueError(f"no notes in MIDI {pitch_range} for split {split!r}")
+    return audio[keep].clone(), torch.tensor([examples[i].pitch for i in keep]), [examples[i] for i in keep]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m course_lib.models.gansynth --preset lecture --kind if --high-res --out PATH``: train and save."""
+    import argparse
+    import json
+
+    from course_lib.train.device import seed_everything, set_threads
+
+    ap = argparse.ArgumentParser(description="Train a GANSynth model on the synthetic mini-NSynth.")
+    ap.add_argument("--preset", default="lecture", choices=sorted(PRESETS))
+    ap.add_argument("--kind", default="if", choices=["phase", "if", "mel_if"])
+    ap.add_argument("--high-res", action="store_true", help="the +H representation (2x FFT size)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--generator-only", action="store_true", help="save without the discriminator (to ship)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    seed_everything(args.seed)
+    p = get_preset(args.preset)
+    audio, pitches, _ = training_notes(p.duration, "train", progress=True)
+    model, history = train(p, audio, pitches, kind=args.kind, high_res=args.high_res, seed=args.seed,
+                           device=args.device)
+    model.meta.update(data="synthetic mini-NSynth (fast instruments), train split, MIDI 24-84, velocity 100",
+                      n_train=int(audio.shape[0]),
+                      command="python -m course_lib.models.gansynth " + " ".join(argv or sys.argv[1:]))
+    path = model.save(args.out, include_discriminator=not args.generator_only, history=history)
+    print(json.dumps({"out": str(path), "steps": len(history), "seconds": round(model.meta["train_seconds"], 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -163,6 +163,24 @@ def mel_matrices(cfg: SpecImageConfig, device: torch.device | str | None = None)
     return fwd.to(dev), inv.to(dev)
 
 
+# --------------------------------------------------------------------------- the lecture's picture
+
+def phase_views(audio: torch.Tensor, n_fft: int = 1024, hop: int | None = None) -> dict[str, torch.Tensor]:
+    """The three ways of looking at STFT phase, for plots: each ``(batch, n_fft // 2 + 1, frames)``.
+
+    ``"phase"``: wrapped phase in radians, (-pi, pi] (jumps by 2 pi: the lecture's orange boxes);
+    ``"unwrapped"``: the same phase unwrapped along time (radians, a smooth ramp for a steady partial);
+    ``"if"``: its first difference divided by pi (GANSynth's IF; constant for a steady partial);
+    ``"logmag"``: ``log(|X| + 1e-6)``. ``hop`` defaults to ``n_fft // 4`` (75 % overlap).
+    """
+    hop = hop or n_fft // 4
+    spec = stft(_check_audio(audio), n_fft, hop)
+    phase = torch.angle(spec)
+    inst_freq = instantaneous_frequency(phase)
+    unwrapped = torch.cumsum(inst_freq.to(torch.float64) * math.pi, dim=-1).to(torch.float32)
+    return {"phase": phase, "unwrapped": unwrapped, "if": inst_freq, "logmag": log_magnitude(spec, MAG_FLOOR)}
+
+
 # --------------------------------------------------------------------------- audio <-> image
 
 def _check_audio(audio: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,7 @@ class ResidualStack(nn.Module):
 
 
 class MelGANGenerator(nn.Module):
-    """Log-mel ``(batch, n_mels, T)`` (natural log, the course's ``log_mel``) -> audio ``(batch, T * hop)`` in [-1, 1]."""
+    """Log-mel ``(batch, n_mels, T >= 4)`` (natural log, the course's ``log_mel``) -> audio ``(batch, T * hop)`` in [-1, 1]."""
 
     def __init__(self, config: MelGANConfig = MelGANConfig()) -> None:
         super().__init__()
@@ -129,6 +129,8 @@ class MelGANGenerator(nn.Module):
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         if log_mel.ndim != 3 or log_mel.shape[1] != self.config.n_mels:
             raise ValueError(f"log_mel must be (batch, {self.config.n_mels}, frames), got {tuple(log_mel.shape)}")
+        if log_mel.shape[-1] < 4:
+            raise ValueError(f"MelGAN needs at least 4 mel frames (reflection padding), got {log_mel.shape[-1]}")
         x = (log_mel - self.config.lo) / (self.config.hi - self.config.lo) * 2.0 - 1.0
         return self.net(x).squeeze(1)
 
@@ -203,15 +205,17 @@ def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.
 
 
 def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
-    """Magnitude STFT ``(batch, n_fft // 2 + 1, frames)`` of audio ``(batch, samples)`` (Hann window, centred)."""
+    """Magnitude STFT ``(batch, n_fft // 2 + 1, frames)`` of audio ``(batch, samples)`` (Hann window, centred), floored at 1e-5."""
     window = torch.hann_window(win, device=x.device, dtype=x.dtype)
     spec = torch.stft(x, n_fft, hop, win, window, center=True, return_complex=True)
-    return spec.abs().clamp_min(1e-7)
+    return spec.abs().clamp_min(1e-5)
 
 
 def multi_resolution_stft_loss(y_hat: torch.Tensor, y: torch.Tensor,
                                resolutions: Sequence[tuple[int, int, int]] = STFT_RESOLUTIONS) -> torch.Tensor:
     """Mean over (n_fft, hop, win) of spectral convergence ``||Y|-|Ŷ||_F / ||Y||_F`` + mean ``|log|Y| - log|Ŷ||``.
+
+    Per clip; the denominator is floored at 0.01 per bin so that silent reference crops stay finite.
 
     ``y_hat``, ``y``: audio ``(batch, samples)`` of equal shape. Returns a scalar (0 iff the magnitudes match).
     """
@@ -220,7 +224,9 @@ def multi_resolution_stft_loss(y_hat: torch.Tensor, y: torch.Tensor,
     total = y.new_zeros(())
     for n_fft, hop, win in resolutions:
         m_hat, m = stft_magnitude(y_hat, n_fft, hop, win), stft_magnitude(y, n_fft, hop, win)
-        sc = torch.linalg.norm((m - m_hat).flatten(1), dim=1) / torch.linalg.norm(m.flatten(1), dim=1)
+        # a floor of 0.01 per bin on the reference's norm keeps silent crops from blowing the ratio up
+        floor = 0.01 * math.sqrt(m[0].numel())
+        sc = torch.linalg.norm((m - m_hat).flatten(1), dim=1) / torch.linalg.norm(m.flatten(1), dim=1).clamp_min(floor)
         total = total + sc.mean() + F.l1_loss(m_hat.log(), m.log())
     return total / len(resolutions)
 
@@ -239,7 +245,7 @@ def griffin_lim_vocoder(log_mel: torch.Tensor, mel: MelConfig = MelConfig(), len
         log_mel = log_mel.unsqueeze(0)
     fb = mel_filterbank(mel, log_mel.device).double()
     inv = torch.linalg.pinv(fb)  # (n_freq, n_mels)
-    mag = (inv @ log_mel.double().exp()).clamp_min(0.0).float()
+    mag = (inv @ log_mel.double().clamp(max=20.0).exp()).clamp_min(0.0).float()  # cap: keep the iterations finite
     if periodic:
         mag = torch.cat([mag, mag[..., :1]], dim=-1)
     n = length if length is not None else log_mel.shape[-1] * mel.hop

@@ -641,7 +641,10 @@ def make_ema(generator: nn.Module) -> nn.Module:
 def generate_mels(generator: Generator, spec: MelImageSpec, n: int, seed: int = 0, truncation_psi: float = 1.0,
                   batch_size: int = 32, noise_mode: str = "random", z: torch.Tensor | None = None,
                   device: Device = None) -> torch.Tensor:
-    """``n`` generated loop log-mels ``(n, n_mels, frames)`` (latents drawn from ``seed``, or ``z`` ``(n, z_dim)``)."""
+    """``n`` generated loop log-mels ``(n, n_mels, frames)`` (latents drawn from ``seed``, or ``z`` ``(n, z_dim)``).
+
+    Images are clamped to [-1, 1] (the range of real loop images) before conversion to log-mel.
+    """
     dev = torch.device(device) if device is not None else next(generator.parameters()).device
     g = torch.Generator().manual_seed(seed)
     if z is None:
@@ -651,7 +654,7 @@ def generate_mels(generator: Generator, spec: MelImageSpec, n: int, seed: int = 
         zi = z[i:i + batch_size].to(dev)
         noise = generator.make_noise(zi.shape[0], generator=g, device=dev) if noise_mode == "random" else None
         img = generator(zi, truncation_psi=truncation_psi, noise=noise, noise_mode=noise_mode)
-        out.append(spec.to_mel(img))
+        out.append(spec.to_mel(img.clamp(-1.0, 1.0)))  # the range of real images; keeps vocoders finite
     return torch.cat(out)
 
 

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import torch
 import torchaudio.functional as AF
@@ -245,7 +244,8 @@ def ladder(
     the last stage to the input, and ``tanh`` saturation of the stage-1 input (so self-oscillation
     stays bounded). Small signals see :func:`ladder_response`; at ``resonance`` ~ 1 the filter
     rings / self-oscillates at the cutoff. As in the analogue circuit the pass-band gain falls as
-    ``1 / (1 + 4 resonance)``.
+    ``1 / (1 + 4 resonance)``. The recursion is nonlinear, so it runs as a loop over samples
+    (vectorised over the batch): its cost grows with the number of samples, hardly with the batch.
 
     Args:
         x: audio ``(batch, samples)`` or ``(samples,)``.

@@ -107,7 +107,8 @@ def granulate(
             +12 reads the source twice as fast, an octave up.
         pitch_jitter: uniform random transposition of each grain, +- this many semitones.
         window: grain envelope, see :func:`grain_window`.
-        normalize: scale each voice to a peak of 0.9 (else divide by the mean grain overlap).
+        normalize: scale each voice to a peak of 0.9 (else divide by the mean grain overlap and
+            clip to [-1, 1]).
         seed: seed for onsets and jitter (``None``: global RNG).
         device: torch device (default: the source's).
 

@@ -101,6 +101,7 @@ def _keys(f0, note_dur, dur, sr, dev, seed):
 def _mallet(f0, note_dur, dur, sr, dev, seed):
     """Marimba-like: partials 1 : 3.9 : 9.2, the upper ones dying fast."""
     from course_lib.synth.additive import additive
+    from course_lib.synth.envelopes import adsr
 
     b = f0.shape[0]
     ratios = torch.tensor([1.0, 3.9, 9.2], device=dev)
@@ -108,7 +109,7 @@ def _mallet(f0, note_dur, dur, sr, dev, seed):
     amps = torch.tensor([1.0, 0.35, 0.12], device=dev)[None, :] * keep
     y = additive(f0, dur, sr, amplitudes=amps, ratios=ratios.expand(b, -1),
                  decays=torch.tensor([4.0, 12.0, 30.0], device=dev), device=dev)
-    return y * _gate(note_dur, RELEASE["mallet"], dur, sr, b, dev)
+    return y * adsr(0.002, 0.0, 1.0, RELEASE["mallet"], note_dur, dur, sr, batch=b, device=dev)
 
 
 def _organ(f0, note_dur, dur, sr, dev, seed):
@@ -193,7 +194,7 @@ def _load_midi(midi: MidiLike) -> pretty_midi.PrettyMIDI:
     try:
         return pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:  # pretty_midi/mido raise many kinds of errors for bad files
-        raise ValueError(f"{path}: not a readable MIDI file ({exc})") from exc
+        raise ValueError(f"{path}: not a readable MIDI file ({type(exc).__name__}: {exc})") from exc
 
 
 def _voice_chooser(voice_for_program) -> Callable[[int], str]:

@@ -20,6 +20,7 @@ from course_lib import DEFAULT_SR
 from course_lib.synth.core import Param, n_samples
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
+Device = Union[str, torch.device, None]
 
 _HALF_TAPS = 8  # half-width of the interpolation kernel, in output-rate zero crossings
 _CHUNK = 8192  # output samples interpolated at once (bounds memory)
@@ -69,18 +70,21 @@ def read_resampled(source: torch.Tensor, ratio: torch.Tensor, length: int) -> to
     return out
 
 
-def repitch(sample: ArrayLike, sr: int, semitones: float) -> torch.Tensor:
+def repitch(sample: ArrayLike, sr: int, semitones: float, device: Device = None) -> torch.Tensor:
     """Transpose ``sample`` by resampling: pitch up ``semitones`` and duration divided by ``2 ** (semitones/12)``.
 
     Args:
         sample: ``(samples,)`` or ``(batch, samples)`` audio at ``sr`` Hz.
         sr: sample rate in Hz (unchanged: the output plays at the same rate).
         semitones: transposition; +12 gives an octave up at half the duration.
+        device: where to compute (default: the sample's device).
 
     Returns:
         same layout as ``sample`` with ``round(samples / ratio)`` samples, float32.
     """
     x = torch.as_tensor(sample, dtype=torch.float32)
+    if device is not None:
+        x = x.to(device)
     if sr <= 0:
         raise ValueError(f"sr must be > 0 Hz, got {sr}")
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
@@ -103,10 +107,14 @@ class Sampler:
         sr: its sample rate in Hz (also the output rate).
         root_midi: the MIDI note the recording plays (60 = middle C).
         release: fade-out at the end of each note, in seconds (avoids clicks when a note is cut).
+        device: where the sample is kept and notes are rendered (default: the sample's device).
     """
 
-    def __init__(self, sample: ArrayLike, sr: int = DEFAULT_SR, root_midi: float = 60.0, release: float = 0.02):
+    def __init__(self, sample: ArrayLike, sr: int = DEFAULT_SR, root_midi: float = 60.0, release: float = 0.02,
+                 device: Device = None):
         x = torch.as_tensor(sample, dtype=torch.float32)
+        if device is not None:
+            x = x.to(device)
         if x.ndim == 2 and x.shape[0] == 1:
             x = x[0]
         if x.ndim != 1 or x.numel() < 2:
@@ -124,12 +132,12 @@ class Sampler:
 
     @classmethod
     def from_file(cls, path: Union[str, Path], root_midi: float, sr: int = DEFAULT_SR,
-                  release: float = 0.02) -> "Sampler":
+                  release: float = 0.02, device: Device = None) -> "Sampler":
         """Load a sample from an audio file (resampled to ``sr``, mixed to mono)."""
         from course_lib.audio import load
 
         x, rate = load(path, sr=sr, mono=True)
-        return cls(x, rate, root_midi, release)
+        return cls(x, rate, root_midi, release, device=device)
 
     def notes(self, midis: Param, duration: float, velocity: Param = 1.0) -> torch.Tensor:
         """Play notes ``midis`` (``(batch,)`` MIDI numbers, fractional allowed) for ``duration`` seconds.

@@ -50,8 +50,8 @@ def subtractive_voice(
         f0: pitch in Hz: number, ``(batch,)`` or ``(batch, samples)`` (e.g. from ``vibrato``).
         duration: total length in seconds (the release tail must fit inside it).
         wave: oscillator, ``"saw"``, ``"square"``, ``"triangle"``, ``"sine"`` or ``"noise"``.
-        cutoff_hz: base filter cutoff in Hz (number or ``(batch,)``).
-        resonance: 0..1; ladder feedback (1 self-oscillates) or, for ``filter="lowpass"``,
+        cutoff_hz: base filter cutoff in Hz: number, ``(batch,)`` or a ``(batch, samples)`` sweep.
+        resonance: 0..1 (number or ``(batch,)``); ladder feedback (1 self-oscillates) or, for ``filter="lowpass"``,
             mapped to the biquad Q = 0.7071 * 2**(4 * resonance) (0.71 .. 11.3).
         filter_env_amount: how far the envelope opens the filter, in octaves above ``cutoff_hz``
             (negative closes it); the cutoff is ``cutoff_hz * 2**(amount * env)``, clamped to
@@ -60,6 +60,9 @@ def subtractive_voice(
         note_duration: note-off time in seconds; default ``duration - release`` (at least 0).
         filter: ``"ladder"`` (24 dB/oct Moog-style) or ``"lowpass"`` (12 dB/oct RBJ biquad).
         seed: if given, each voice starts its oscillator at a random phase (and seeds the noise).
+
+    The output is not normalised: a resonant biquad can peak above 1 (the ladder's pass band
+    instead drops as resonance rises); use ``course_lib.audio.peak_normalize`` before saving.
     """
     if filter not in ("ladder", "lowpass"):
         raise ValueError(f"filter must be 'ladder' or 'lowpass', got {filter!r}")
@@ -84,12 +87,13 @@ def subtractive_voice(
             phase = torch.rand(b, generator=gen, device=dev) * (2 * math.pi)
         src = oscillator(wave, f0, duration, sr, phase=phase, batch=b, device=dev)
 
-    base = as_control(cutoff_hz, b, 1, dev)
+    base = as_control(cutoff_hz, b, samples, dev)
     amount = as_control(filter_env_amount, b, 1, dev)
     top = MAX_CUTOFF_FRACTION * sr
     if bool((amount == 0).all()):
-        cutoff = base.clamp(MIN_CUTOFF_HZ, top)  # (batch, 1): a fixed filter, cheaper
-        cutoff = cutoff.reshape(b)
+        cutoff = base.clamp(MIN_CUTOFF_HZ, top)
+        if cutoff.shape[1] == 1:
+            cutoff = cutoff.reshape(b)  # one fixed filter per voice: the cheap path
     else:
         cutoff = (base * torch.pow(2.0, amount * env)).clamp(MIN_CUTOFF_HZ, top)
     if filter == "ladder":

@@ -44,9 +44,10 @@ def wavetable_from_harmonics(
     amps = amps.reshape(-1, amps.shape[-1])
     ph = torch.zeros_like(amps) if phases is None else torch.as_tensor(phases, dtype=torch.float64).reshape(amps.shape)
     n_h = min(amps.shape[1], size // 2 - 1)
-    k = torch.arange(1, n_h + 1, dtype=torch.float64).reshape(1, -1, 1)
-    i = torch.arange(size, dtype=torch.float64).reshape(1, 1, -1)
-    tab = (amps[:, :n_h, None] * torch.sin(2 * math.pi * k * i / size + ph[:, :n_h, None])).sum(dim=1)
+    # a sin(2 pi k i / size + p) is bin k of an inverse real FFT with value (size / 2) a e^{j (p - pi/2)}
+    spec = torch.zeros(amps.shape[0], size // 2 + 1, dtype=torch.complex128)
+    spec[:, 1 : n_h + 1] = (size / 2) * amps[:, :n_h] * torch.exp(1j * (ph[:, :n_h] - math.pi / 2))
+    tab = torch.fft.irfft(spec, n=size, dim=-1)
     if normalize:
         tab = tab / tab.abs().amax(dim=-1, keepdim=True).clamp(min=1e-12)
     tab = tab.to(torch.float32)

@@ -1,5 +1,30 @@
-"""Training utilities: device choice and seeding (``device.py``); training loops arrive with the model issues."""
+"""Training utilities (every lesson and HW2).
+
+``device``: device choice, seeding, thread count. ``loop``: a generic seeded training loop
+(``fit``) with progress bars and resumable checkpoints (``checkpoint``). ``gan``: one GAN
+training loop for StyleGAN2 and MelGAN (``train_gan``), also under ``torchrun`` (``ddp``).
+``python -m course_lib.train {stylegan2,melgan} ...`` runs it from the command line.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
 
 from course_lib.train.device import pick_device, seed_everything, set_threads
 
-__all__ = ["pick_device", "seed_everything", "set_threads"]
+_LAZY = {  # heavier pieces, imported on first use
+    "fit": "course_lib.train.loop",
+    "save_checkpoint": "course_lib.train.checkpoint",
+    "load_checkpoint": "course_lib.train.checkpoint",
+    "GANConfig": "course_lib.train.gan",
+    "get_config": "course_lib.train.gan",
+    "train_gan": "course_lib.train.gan",
+}
+
+__all__ = ["pick_device", "seed_everything", "set_threads", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'course_lib.train' has no attribute {name!r}")

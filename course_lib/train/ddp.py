@@ -82,12 +82,12 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: nn.Module, info: DistInfo, broadcast_buffers: bool = True) -> nn.Module:
+def wrap(model: nn.Module, info: DistInfo) -> nn.Module:
     """``model`` wrapped in ``DistributedDataParallel`` when distributed, else ``model`` itself."""
     if not info.distributed:
         return model
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=broadcast_buffers)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -108,3 +108,29 @@ def barrier(info: DistInfo) -> None:
     """Wait for every process (no-op when not distributed)."""
     if info.distributed:
         dist.barrier()
+
+
+def _spawn_entry(rank: int, fn, world_size: int, init_method: str, backend: str, args: tuple) -> None:
+    info = init_distributed(device="cpu", backend=backend, rank=rank, world_size=world_size, init_method=init_method)
+    try:
+        fn(info, *args)
+    finally:
+        cleanup()
+
+
+def launch_local(fn, world_size: int, args: tuple = (), backend: str = "gloo") -> None:
+    """Run ``fn(info, *args)`` in ``world_size`` local CPU processes joined in one process group.
+
+    What ``torchrun --nproc_per_node N`` does for a script, for code that must start from Python
+    (tests, notebooks): ``torch.multiprocessing.spawn`` plus a file rendezvous in a temporary folder.
+    ``fn`` must be importable (a module-level function), as must ``args`` be picklable.
+    """
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_spawn_entry, args=(fn, world_size, f"file://{tmp}/rendezvous", backend, args),
+                 nprocs=world_size, join=True)

@@ -9,6 +9,10 @@ of the methods below on mono audio ``(batch, samples)`` or ``(samples,)`` (tenso
 * :func:`tdpsola` - pitch-synchronous OLA on pitch marks (time and pitch, formants kept)
 * :func:`phase_vocoder` - STFT phase propagation, optional identity phase locking
 * :func:`hptsm` - HPSS, then phase vocoder on the harmonic and OLA on the percussive part
+
+f0 tracking and pitch marks live in :mod:`course_lib.tsm.pitch_marks`; the measurements Lesson 02
+uses to compare methods (instantaneous frequency, onset alignment, transient smearing) in
+:mod:`course_lib.tsm.measure`.
 """
 
 from course_lib.tsm.api import METHODS, pitch_shift, time_stretch

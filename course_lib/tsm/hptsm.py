@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.tsm._common import (ArrayLike, as_batch, check_frame, check_rate, check_sr, output_length,
-                                    pow2_frame, restore)
+from course_lib.tsm._common import (ArrayLike, as_batch, batch_blocks, check_frame, check_rate, check_sr,
+                                    output_length, pow2_frame, restore)
 from course_lib.tsm.ola import ola
 from course_lib.tsm.phase_vocoder import PV_FRAME_SECONDS, _stretch as _pv_stretch, inverse_stft
 
@@ -39,8 +39,11 @@ def median_filter(mag: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     m = mag.transpose(dim, -1) if dim != -1 else mag
     lead = m.shape[:-1]
     flat = m.reshape(-1, 1, m.shape[-1])
-    padded = torch.nn.functional.pad(flat, (half, half), mode="replicate")
-    med = padded.unfold(-1, size, 1).contiguous().median(dim=-1).values.reshape(*lead, -1)
+    padded = torch.nn.functional.pad(flat, (half, half), mode="replicate")[:, 0]
+    # in blocks of rows, so the (rows, frames, size) copy stays cache-sized however large the batch
+    rows = max(1, (1 << 20) // max(1, m.shape[-1] * size))
+    med = torch.cat([padded[i:i + rows].unfold(-1, size, 1).contiguous().median(dim=-1).values
+                     for i in range(0, padded.shape[0], rows)]).reshape(*lead, -1)
     return med.transpose(dim, -1) if dim != -1 else med
 
 
@@ -64,7 +67,8 @@ def hpss(x: ArrayLike, sr: int, *, frame_length: int | None = None, hop: int | N
     n, h = check_frame(n, h)
     xb, _ = as_batch(x, min_samples=n // 2 + 1)
     win = torch.hann_window(n, periodic=True, device=xb.device)
-    spec = torch.stft(torch.nn.functional.pad(xb, (0, n // 2)), n, h, window=win, center=True, pad_mode="constant", return_complex=True)
+    padded = torch.nn.functional.pad(xb, (0, n // 2))  # frames centred past the last sample exist
+    spec = torch.stft(padded, n, h, window=win, center=True, pad_mode="constant", return_complex=True)
     mag = spec.abs()
     med_t = median_filter(mag, _odd(harmonic_seconds * sr / h), dim=-1)
     med_f = median_filter(mag, _odd(percussive_hz * n / sr), dim=-2)
@@ -81,7 +85,7 @@ def hptsm(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
         x: mono audio ``(samples,)`` or ``(batch, samples)`` (tensor or NumPy), float in [-1, 1].
         sr: sample rate in Hz.
         rate: speed factor; ``> 1`` = faster / shorter. Output length ``round(samples / rate)``.
-        frame_length, hop: phase-vocoder FFT size and hop in samples (defaults: ~93 ms, a quarter).
+        frame_length, hop: phase-vocoder FFT size and hop in samples (defaults: ~93 ms and a quarter of it).
         hpss_frame_length: STFT size for the separation (default ~46 ms).
         ola_frame_length: OLA frame for the percussive part (default ~12 ms, 256 at 22.05 kHz).
         phase_locking: use identity phase locking in the phase vocoder.
@@ -95,7 +99,10 @@ def hptsm(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     n, h = check_frame(n, h)
     n_ola = ola_frame_length or pow2_frame(sr, PERCUSSIVE_OLA_SECONDS)
     xb, form = as_batch(x, min_samples=n // 2 + 1)
-    harmonic, percussive = hpss(xb, sr, frame_length=hpss_frame_length)
     length = output_length(xb.shape[-1], rate)
-    y = _pv_stretch(harmonic, rate, n, h, length, phase_locking) + ola(percussive, sr, rate, frame_length=n_ola)
-    return restore(y, form)
+    parts = []
+    for blk in batch_blocks(xb):
+        harmonic, percussive = hpss(xb[blk], sr, frame_length=hpss_frame_length)
+        parts.append(_pv_stretch(harmonic, rate, n, h, length, phase_locking)
+                     + ola(percussive, sr, rate, frame_length=n_ola))
+    return restore(torch.cat(parts), form)

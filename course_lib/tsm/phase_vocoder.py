@@ -15,8 +15,8 @@ import math
 
 import torch
 
-from course_lib.tsm._common import (ArrayLike, as_batch, check_frame, check_rate, check_sr, fix_length,
-                                    output_length, overlap_add, pow2_frame, restore, window_sum)
+from course_lib.tsm._common import (ArrayLike, as_batch, batch_blocks, check_frame, check_rate, check_sr,
+                                    fix_length, output_length, overlap_add, pow2_frame, restore, window_sum)
 
 #: default phase-vocoder frame length in seconds (2048 samples at 22.05 kHz); the hop is a quarter.
 PV_FRAME_SECONDS = 0.093
@@ -27,20 +27,20 @@ def _window(n: int, device: torch.device) -> torch.Tensor:
 
 
 def peak_regions(mag: torch.Tensor) -> torch.Tensor:
-    """For each bin of ``mag`` ``(..., freq, frames)``, the index of the nearest spectral peak.
+    """For each bin of ``mag`` ``(..., freq)`` (frequency last), the index of the nearest spectral peak.
 
     A peak is a bin larger than its two neighbours on each side. Bins are assigned to the closer of
-    the peaks below and above them (their region of influence). Returns long ``(..., freq, frames)``.
+    the peaks below and above them (their region of influence). Returns long ``(..., freq)``.
     """
-    f = mag.shape[-2]
-    padded = torch.nn.functional.pad(mag.transpose(-1, -2), (2, 2), value=-1.0).transpose(-1, -2)
-    c = padded[..., 2:f + 2, :]
-    is_peak = ((c > padded[..., 1:f + 1, :]) & (c > padded[..., 0:f, :])
-               & (c >= padded[..., 3:f + 3, :]) & (c >= padded[..., 4:f + 4, :]))
-    k = torch.arange(f, device=mag.device).view(-1, 1).expand_as(is_peak)
+    f = mag.shape[-1]
+    padded = torch.nn.functional.pad(mag, (2, 2), value=-1.0)
+    c = padded[..., 2:f + 2]
+    is_peak = ((c > padded[..., 1:f + 1]) & (c > padded[..., 0:f])
+               & (c >= padded[..., 3:f + 3]) & (c >= padded[..., 4:f + 4]))
+    k = torch.arange(f, device=mag.device).expand_as(is_peak)
     big = f * 4
-    below = torch.where(is_peak, k, torch.full_like(k, -big)).cummax(dim=-2).values
-    above = torch.where(is_peak, k, torch.full_like(k, big)).flip(-2).cummin(dim=-2).values.flip(-2)
+    below = torch.where(is_peak, k, torch.full_like(k, -big)).cummax(dim=-1).values
+    above = torch.where(is_peak, k, torch.full_like(k, big)).flip(-1).cummin(dim=-1).values.flip(-1)
     nearest = torch.where((k - below) <= (above - k), below, above)
     # frames without any peak: every bin is its own region
     return torch.where((nearest < 0) | (nearest >= f), k, nearest)
@@ -75,8 +75,11 @@ def stretch_spectrogram(spec: torch.Tensor, rate: float, hop: int, n_fft: int, f
     dev_sum = torch.cumsum(deviation, dim=-1) - deviation
     phase = ph0[..., :1] + bin_turns + dev_sum
     if phase_locking:
-        peaks = peak_regions(mag)
-        phase = torch.gather(phase, 1, peaks) + ph0 - torch.gather(ph0, 1, peaks)
+        # work with frequency as the last (contiguous) axis: the running max/min along it are fast
+        ph_t, ph0_t = phase.transpose(1, 2).contiguous(), ph0.transpose(1, 2).contiguous()
+        peaks = peak_regions(mag.transpose(1, 2).contiguous())
+        locked = torch.gather(ph_t, -1, peaks) + ph0_t - torch.gather(ph0_t, -1, peaks)
+        phase = locked.transpose(1, 2)
     return torch.polar(mag, phase)
 
 
@@ -105,6 +108,9 @@ def phase_vocoder(x: ArrayLike, sr: int, rate: float, *, frame_length: int | Non
 
 
 def _stretch(xb: torch.Tensor, rate: float, n: int, h: int, length: int, phase_locking: bool) -> torch.Tensor:
+    blocks = batch_blocks(xb)
+    if len(blocks) > 1:
+        return torch.cat([_stretch(xb[blk], rate, n, h, length, phase_locking) for blk in blocks])
     win = _window(n, xb.device)
     # extra silence on the right so that frames centred past the last sample exist
     xpad = torch.nn.functional.pad(xb, (0, n // 2))

@@ -88,16 +88,16 @@ def estimate_f0(x: ArrayLike, sr: int, *, fmin: float = 60.0, fmax: float = 800.
     width = tau_max + w
     xp = torch.nn.functional.pad(xb, (width // 2, width - width // 2 + hop))
     frames = xp.unfold(-1, width, hop)[:, : xb.shape[-1] // hop + 1]  # (batch, frames, width)
-    nfft = 1 << (width + w).bit_length()
+    nfft = 1 << (width - 1).bit_length()  # lags 0..tau_max of a w-long template never wrap
     spec = torch.fft.rfft(frames, nfft)
     cross = torch.fft.irfft(spec * torch.fft.rfft(frames[..., :w], nfft).conj(), nfft)[..., : tau_max + 1]
-    cs = torch.nn.functional.pad(torch.cumsum(frames.to(torch.float64) ** 2, dim=-1), (1, 0))
+    cs = torch.nn.functional.pad(torch.cumsum(frames * frames, dim=-1), (1, 0))
     e0 = cs[..., w : w + 1]
     e_tau = cs[..., w : w + tau_max + 1] - cs[..., : tau_max + 1]
-    d = (e0 + e_tau - 2.0 * cross.to(torch.float64)).clamp_min(0.0)
+    d = (e0 + e_tau - 2.0 * cross).clamp_min(0.0)
     tau = torch.arange(tau_max + 1, device=xb.device)
     cmnd = d[..., 1:] * tau[1:] / torch.cumsum(d[..., 1:], dim=-1).clamp_min(1e-12)
-    cmnd = torch.cat([torch.ones_like(d[..., :1]), cmnd], dim=-1).to(torch.float32)
+    cmnd = torch.cat([torch.ones_like(d[..., :1]), cmnd], dim=-1)
     inner = cmnd[..., 1:-1]
     local_min = (inner <= cmnd[..., :-2]) & (inner < cmnd[..., 2:])
     cand = local_min & (inner < threshold)
@@ -130,7 +130,8 @@ def f0_per_sample(track: F0Track, samples: int, unvoiced_hz: float) -> tuple[tor
     v0, v1 = voiced[:, i0], voiced[:, i1]
     f_a, f_b = f0[:, i0], f0[:, i1]
     both = v0 & v1
-    curve = torch.where(both, f_a + (f_b - f_a) * frac, torch.where(v0, f_a, torch.where(v1, f_b, torch.zeros_like(f_a))))
+    one_side = torch.where(v0, f_a, torch.where(v1, f_b, torch.zeros_like(f_a)))
+    curve = torch.where(both, f_a + (f_b - f_a) * frac, one_side)
     nearest = torch.where(frac < 0.5, v0, v1)
     voiced_s = nearest & (curve > 0)
     curve = torch.where(voiced_s, curve, torch.full_like(curve, float(unvoiced_hz)))
@@ -185,6 +186,13 @@ def pitch_marks(x: ArrayLike, sr: int, track: F0Track | None = None, *, unvoiced
         raise ValueError(f"track: f0 has {track.f0.shape[0]} rows for a batch of {xb.shape[0]}")
     samples = xb.shape[-1]
     curve, voiced = f0_per_sample(track, samples, unvoiced_hz)
+    return marks_from_curve(xb, sr, curve, voiced, smooth_seconds)
+
+
+def marks_from_curve(xb: torch.Tensor, sr: int, curve: torch.Tensor, voiced: torch.Tensor,
+                     smooth_seconds: float = 0.02) -> PitchMarks:
+    """:func:`pitch_marks` from a sample-rate f0 curve ``(batch, samples)`` Hz and voiced mask."""
+    samples = xb.shape[-1]
     inc = curve.to(torch.float64) / sr
     phase = torch.cumsum(inc, dim=-1) - inc
     # demodulate the fundamental: its phase relative to the running phase, smoothed over time

@@ -21,8 +21,9 @@ import math
 
 import torch
 
-from course_lib.tsm._common import ArrayLike, as_batch, check_rate, check_sr, output_length, restore
-from course_lib.tsm.pitch_marks import F0Track, estimate_f0, f0_per_sample, marks_from_phase, pitch_marks
+from course_lib.tsm._common import (ArrayLike, as_batch, batch_blocks, check_rate, check_sr, output_length,
+                                    restore)
+from course_lib.tsm.pitch_marks import F0Track, estimate_f0, f0_per_sample, marks_from_curve, marks_from_phase
 
 
 def tdpsola(x: ArrayLike, sr: int, rate: float = 1.0, semitones: float = 0.0, *,
@@ -47,19 +48,29 @@ def tdpsola(x: ArrayLike, sr: int, rate: float = 1.0, semitones: float = 0.0, *,
         semitones = float(semitones)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"semitones: must be a number, got {semitones!r}") from exc
-    if not math.isfinite(semitones):
-        raise ValueError(f"semitones: must be finite, got {semitones}")
+    if not math.isfinite(semitones) or abs(semitones) > 48:
+        raise ValueError(f"semitones: must be finite and within +-48, got {semitones}")
+    if not unvoiced_hz > 0:
+        raise ValueError(f"unvoiced_hz: must be > 0 Hz, got {unvoiced_hz}")
     beta = 2.0 ** (semitones / 12.0)
-    xb, form = as_batch(x, min_samples=int(2 * sr / max(unvoiced_hz, 1e-3)) // 4 + 2)
+    xb, form = as_batch(x, min_samples=int(2 * sr / unvoiced_hz) + 1)  # at least two unvoiced marks
     bsz, samples = xb.shape
+    if track is not None and track.f0.shape[0] != bsz:
+        raise ValueError(f"track: f0 has {track.f0.shape[0]} rows for a batch of {bsz}")
+    blocks = batch_blocks(xb)
+    if len(blocks) > 1:  # cache-sized blocks on the CPU
+        return restore(torch.cat([
+            tdpsola(xb[blk], sr, rate, semitones, fmin=fmin, fmax=fmax, f0_method=f0_method, unvoiced_hz=unvoiced_hz,
+                    track=None if track is None else F0Track(track.f0[blk], track.voiced[blk], track.hop))
+            for blk in blocks]), form)
     if track is None:
         track = estimate_f0(xb, sr, fmin=fmin, fmax=fmax, method=f0_method)
-    marks = pitch_marks(xb, sr, track, unvoiced_hz=unvoiced_hz)
+    curve, voiced = f0_per_sample(track, samples, unvoiced_hz)
+    marks = marks_from_curve(xb, sr, curve, voiced)
     length = output_length(samples, rate)
     dev = xb.device
 
     # synthesis marks: a running phase at the output's pitch, read through the time map n_in = n_out * rate
-    curve, voiced = f0_per_sample(track, samples, unvoiced_hz)
     t_in = (torch.arange(length, device=dev, dtype=torch.float64) * rate).round().long().clamp(max=samples - 1)
     f_out = torch.where(voiced[:, t_in], curve[:, t_in] * beta, curve[:, t_in]).to(torch.float64)
     inc = f_out / sr
@@ -77,22 +88,30 @@ def tdpsola(x: ArrayLike, sr: int, rate: float = 1.0, semitones: float = 0.0, *,
     a_exact, period = marks.exact[pick], marks.period[pick]
 
     # Hann-windowed grains of two periods around the analysis marks, read with sub-sample precision
-    # (linear interpolation) so that grain centres land exactly on the synthesis marks
-    half = int(math.ceil(float(period.max()))) + 1 if period.numel() else 1
-    k = torch.arange(-half, half + 1, device=dev)
-    xp = torch.nn.functional.pad(xb, (half + 1, half + 2)).reshape(-1)
+    # (linear interpolation) so that grain centres land exactly on the synthesis marks. Grains are
+    # gathered in groups of similar length (powers of two) so short periods do not pay for long ones.
+    pad = int(math.ceil(float(period.max()))) + 2 if period.numel() else 2
+    xp = torch.nn.functional.pad(xb, (pad, pad + 1)).reshape(-1)
     centre = a_exact - (s_exact - s_pos.to(torch.float64))  # source point that lands on output sample s_pos
     base = torch.floor(centre)
-    frac = (centre - base).to(torch.float32).unsqueeze(1)
-    src = (s_b * (samples + 2 * half + 3)).unsqueeze(1) + (base.long() + half + 1).unsqueeze(1) + k
-    rel = (k.to(torch.float64) + (s_pos.to(torch.float64) - s_exact).unsqueeze(1)).to(torch.float32) / period.unsqueeze(1)
-    win = torch.where(rel.abs() < 1.0, 0.5 + 0.5 * torch.cos(math.pi * rel), torch.zeros_like(rel))
-    grains = torch.lerp(xp[src], xp[src + 1], frac) * win
-    out_len = length + 2 * half
-    dst = (s_b * out_len).unsqueeze(1) + (s_pos + half).unsqueeze(1) + k
+    frac_all = (centre - base).to(torch.float32)
+    src_all = s_b * (samples + 2 * pad + 1) + base.long() + pad
+    shift_all = (s_pos.to(torch.float64) - s_exact).to(torch.float32)
+    out_len = length + 2 * pad
+    dst_all = s_b * out_len + s_pos + pad
     y = torch.zeros(bsz * out_len, device=dev)
     wsum = torch.zeros(bsz * out_len, device=dev)
-    y.index_add_(0, dst.reshape(-1), grains.reshape(-1))
-    wsum.index_add_(0, dst.reshape(-1), win.reshape(-1))
-    y = (y / wsum.clamp_min(1.0)).reshape(bsz, out_len)[:, half:half + length]
+    group = torch.ceil(torch.log2(period.clamp_min(1.0) + 1.0)).long()
+    for g in torch.unique(group).tolist():
+        sel = (group == g).nonzero().squeeze(1)
+        half = min(2 ** g, pad - 1)
+        k = torch.arange(-half, half + 1, device=dev)
+        src = src_all[sel].unsqueeze(1) + k
+        rel = (k.to(torch.float32) + shift_all[sel].unsqueeze(1)) / period[sel].unsqueeze(1)
+        win = torch.where(rel.abs() < 1.0, 0.5 + 0.5 * torch.cos(math.pi * rel), torch.zeros_like(rel))
+        grains = torch.lerp(xp[src], xp[src + 1], frac_all[sel].unsqueeze(1)) * win
+        dst = (dst_all[sel].unsqueeze(1) + k).reshape(-1)
+        y.index_add_(0, dst, grains.reshape(-1))
+        wsum.index_add_(0, dst, win.reshape(-1))
+    y = (y / wsum.clamp_min(1.0)).reshape(bsz, out_len)[:, pad:pad + length]
     return restore(y, form)

@@ -2,7 +2,8 @@
 
 Like OLA, but each analysis frame may move by up to ``tolerance`` samples from its nominal position:
 it moves to where its waveform best matches the *natural continuation* of the previous frame
-(the input one synthesis hop after the previous frame), measured by cross-correlation. Overlapping
+(the input one synthesis hop after the previous frame), measured by cross-correlation normalised by
+the candidate's energy, over the part where the two frames overlap. Overlapping
 frames then add in phase, so tones keep a smooth waveform.
 
 Only the choice of frame ``m`` depends on frame ``m - 1``, so the search is one short loop over
@@ -55,19 +56,47 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     if tol == 0 or frames < 2:
         return restore(synthesize(xp, nominal, n, hs, length, n // 2), form)
 
-    span = n + 2 * tol  # search region of frame m: [nominal - tol, nominal + tol + n)
-    nfft = 1 << (span + n - 1).bit_length()
+    # Only the part of a frame that overlaps its predecessor (its first n - hs samples) is compared.
+    lc = n - hs if n > hs else n
+    span = lc + 2 * tol  # search region of frame m: [nominal - tol, nominal + tol + lc)
+    nfft = 1 << (span - 1).bit_length()  # lags 0..2*tol never wrap around when nfft >= span
     # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
     regions = gather_frames(xp, nominal - tol, span)
     reg_spec = torch.fft.rfft(regions, nfft)
+    # energy of every candidate, to normalise the correlation: a loud candidate must not win just by
+    # being loud (e.g. a drum hit pulling frames towards it). ``floor`` keeps silence finite.
+    cs = torch.nn.functional.pad(torch.cumsum(regions.to(torch.float64) ** 2, dim=-1), (1, 0))
+    floor = 1e-3 * (xb.pow(2).mean(dim=-1, keepdim=True) * lc).sqrt() + 1e-9  # (batch, 1)
+    cand_norm = (cs[..., lc:lc + 2 * tol + 1] - cs[..., :2 * tol + 1]).clamp_min(0.0).sqrt().to(torch.float32)
+    inv_norm = 1.0 / (cand_norm + floor.unsqueeze(-1))
+    # a small pull towards the nominal position: ties (silence, equally good periods) resolve to the
+    # least drift, so the output keeps its timing. Scores are correlation / |candidate| minus the pull
+    # scaled by |template| (estimated at the nominal continuation, which saves a norm per step).
+    t_norm = gather_frames(xp, nominal + hs, lc).pow(2).sum(dim=-1).sqrt() + floor  # (batch, frames)
+    pull = 1e-3 * (torch.arange(2 * tol + 1, device=dev) - tol).abs().to(torch.float32) / max(tol, 1)
+    # frame m continues frame m - 1, whose nominal continuation norm is t_norm[:, m - 1]
+    neg_penalty = -pull * t_norm.roll(1, dims=1).unsqueeze(-1)  # (batch, frames, 2 tol + 1)
     starts = torch.empty(b, frames, dtype=torch.long, device=dev)
     starts[:, 0] = nominal[0]
-    prev = starts[:, 0]
-    offs = torch.arange(n, device=dev)
-    rows = torch.arange(b, device=dev).unsqueeze(1)
-    for m in range(1, frames):
-        template = xp[rows, (prev + hs).unsqueeze(1) + offs]  # natural continuation, (batch, n)
-        corr = torch.fft.irfft(reg_spec[:, m] * torch.fft.rfft(template, nfft).conj(), nfft)[:, :2 * tol + 1]
-        prev = nominal[m] - tol + corr.argmax(dim=1)
-        starts[:, m] = prev
+    if dev.type == "cpu":
+        # on the CPU plain slices with Python integers are the cheapest way to read the templates
+        prev = [int(nominal[0])] * b
+        lo = (nominal - tol).tolist()
+        for m in range(1, frames):
+            template = torch.stack([xp[i, p + hs:p + hs + lc] for i, p in enumerate(prev)])
+            corr = torch.fft.irfft(reg_spec[:, m] * torch.fft.rfft(template, nfft).conj(), nfft)
+            best = torch.addcmul(neg_penalty[:, m], corr[:, :2 * tol + 1], inv_norm[:, m]).argmax(dim=1)
+            prev = [lo[m] + j for j in best.tolist()]
+            starts[:, m] = torch.tensor(prev)
+    else:
+        # on an accelerator everything stays on the device (no host round trip per frame)
+        prev = starts[:, 0]
+        offs = torch.arange(lc, device=dev)
+        rows = torch.arange(b, device=dev).unsqueeze(1)
+        for m in range(1, frames):
+            template = xp[rows, (prev + hs).unsqueeze(1) + offs]  # natural continuation, (batch, lc)
+            corr = torch.fft.irfft(reg_spec[:, m] * torch.fft.rfft(template, nfft).conj(), nfft)
+            best = torch.addcmul(neg_penalty[:, m], corr[:, :2 * tol + 1], inv_norm[:, m]).argmax(dim=1)
+            prev = nominal[m] - tol + best
+            starts[:, m] = prev
     return restore(synthesize(xp, starts, n, hs, length, n // 2), form)

@@ -1,0 +1,240 @@
+"""Training Lesson 03's WaveNets on notes: data, random crops, the loss, and a command line.
+
+    python -m course_lib.models.wavenet_train --model wavenet --preset lecture --out ckpt.pt
+    python -m course_lib.models.wavenet_train --model autoencoder --preset lecture --out ae.pt
+
+Training data is a :class:`NoteData`: notes ``(N, samples)`` with their MIDI pitch and instrument
+id, e.g. the synthetic mini-NSynth (:func:`synthetic_note_data`) or one sine (:func:`sine_note_data`).
+Each step takes random crops of ``crop + 1`` samples (a crop may start up to one receptive field
+before the note onset, padded with silence, so that generation from silence is learned too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib import DEFAULT_SR
+from course_lib.models.wavenet import (WaveNet, WaveNetAutoencoder, audio_to_classes, build_model,
+                                       model_config_dict)
+from course_lib.models.wavenet_presets import TrainPreset, autoencoder_preset, train_preset, wavenet_preset
+from course_lib.train.loop import TrainHistory, fit
+
+Device = Union[str, torch.device, None]
+PathLike = Union[str, Path]
+
+
+@dataclass
+class NoteData:
+    """Notes to train on: ``audio (N, samples)`` float32 in [-1, 1], ``pitch (N,)`` MIDI, ``instrument (N,)`` ids.
+
+    ``description`` is a JSON-able dict of how the data was made (stored in checkpoints and data cards).
+    """
+
+    audio: torch.Tensor
+    pitch: torch.Tensor
+    instrument: torch.Tensor
+    sr: int = DEFAULT_SR
+    description: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.audio.ndim != 2 or self.audio.shape[0] == 0:
+            raise ValueError(f"NoteData.audio must be (notes >= 1, samples), got {tuple(self.audio.shape)}")
+        n = self.audio.shape[0]
+        if self.pitch.shape != (n,) or self.instrument.shape != (n,):
+            raise ValueError(f"NoteData needs one pitch and one instrument per note ({n}); got "
+                             f"{tuple(self.pitch.shape)} and {tuple(self.instrument.shape)}")
+
+    def content_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the audio (as 16-bit PCM) and the labels: identifies the exact data."""
+        h = hashlib.sha256()
+        h.update((self.audio.clamp(-1, 1) * 32767).round().to(torch.int16).cpu().numpy().tobytes())
+        h.update(self.pitch.cpu().numpy().tobytes())
+        h.update(self.instrument.cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def sine_note_data(f0: float = 220.0, seconds: float = 0.5, sr: int = DEFAULT_SR, amplitude: float = 0.7,
+                   device: Device = None) -> NoteData:
+    """One sine note of ``f0`` Hz, ``seconds`` long, as :class:`NoteData` (pitch = nearest MIDI note)."""
+    from course_lib.synth import hz_to_midi, sine
+
+    x = sine(f0, seconds, sr, amplitude=amplitude, device=device)
+    pitch = torch.tensor([int(round(hz_to_midi(f0)))])
+    return NoteData(x, pitch, torch.zeros(1, dtype=torch.long), sr,
+                    {"kind": "sine", "f0_hz": f0, "seconds": seconds, "amplitude": amplitude, "sr": sr})
+
+
+def synthetic_note_data(preset: str = "fast", seed: int = 0, families: Sequence[str] | None = None,
+                        seconds: float | None = None, pitch_range: tuple[int, int] = (0, 127),
+                        velocities: Sequence[int] | None = None, max_notes: int | None = None,
+                        device: Device = None) -> NoteData:
+    """Notes of the synthetic mini-NSynth (``course_lib.data``), filtered, cut to ``seconds``.
+
+    Args:
+        preset, seed: the data preset and seed of ``course_lib.data.synthetic_notes.generate_notes``.
+        families: keep these NSynth families (None = all). pitch_range: inclusive MIDI range kept.
+        velocities: keep these velocities (None = all). seconds: keep the first ``seconds`` of each note.
+        max_notes: keep at most this many (evenly spaced over the filtered list).
+    """
+    from course_lib.data.synthetic_notes import generate_notes
+
+    audio, examples = generate_notes(preset, seed=seed, families=families, device=device)
+    keep = [i for i, e in enumerate(examples) if pitch_range[0] <= e.pitch <= pitch_range[1]
+            and (velocities is None or e.velocity in velocities)]
+    if not keep:
+        raise ValueError(f"no synthetic notes left after filtering (families={families}, pitch_range={pitch_range}, "
+                         f"velocities={velocities})")
+    if max_notes is not None and len(keep) > max_notes:
+        idx = torch.linspace(0, len(keep) - 1, max_notes).round().long().tolist()
+        keep = [keep[i] for i in idx]
+    sr = 16_000
+    x = audio[keep]
+    if seconds is not None:
+        x = x[:, : int(round(seconds * sr))]
+    ex = [examples[i] for i in keep]
+    desc = {"kind": "synthetic_nsynth", "preset": preset, "seed": seed, "families": list(families or []),
+            "pitch_range": list(pitch_range), "velocities": list(velocities or []), "seconds": seconds,
+            "max_notes": max_notes, "notes": len(keep), "sr": sr}
+    return NoteData(x.float().contiguous(), torch.tensor([e.pitch for e in ex]),
+                    torch.tensor([e.instrument for e in ex]), sr, desc)
+
+
+def random_crops(data: NoteData, batch: int, length: int, generator: torch.Generator, lead_in: int = 0,
+                 device: Device = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``batch`` random crops ``(batch, length)`` of random notes -> (audio, pitch ``(batch,)``, instrument ``(batch,)``).
+
+    A crop starts anywhere from ``lead_in`` samples before the onset (zero-padded) to the note's end minus ``length``.
+    """
+    n, samples = data.audio.shape
+    if length < 2:
+        raise ValueError(f"crop length must be >= 2 samples, got {length}")
+    padded = F.pad(data.audio, (lead_in, max(0, length - samples)))
+    last = padded.shape[1] - length
+    idx = torch.randint(0, n, (batch,), generator=generator)
+    start = torch.randint(0, last + 1, (batch,), generator=generator)
+    rows = padded[idx.unsqueeze(1), start.unsqueeze(1) + torch.arange(length).unsqueeze(0)]
+    dev = device if device is not None else data.audio.device
+    return rows.to(dev), data.pitch[idx].to(dev), data.instrument[idx].to(dev)
+
+
+def wavenet_crop_loss(model: WaveNet, crops: torch.Tensor, pitch: torch.Tensor | None = None,
+                      instrument: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy (nats/sample) of predicting samples ``1..L-1`` of audio crops ``(batch, L)`` from their past."""
+    classes = audio_to_classes(crops, model.config.n_classes)
+    cfg = model.config
+    logits = model(classes[:, :-1], pitch if cfg.n_pitches else None, instrument if cfg.n_instruments else None)
+    return F.cross_entropy(logits, classes[:, 1:])
+
+
+def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = "fast", *, seed: int = 0,
+                  checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
+                  progress: bool = True, steps: int | None = None) -> TrainHistory:
+    """Train a :class:`WaveNet` (next-sample loss) or :class:`WaveNetAutoencoder` (reconstruction loss) on crops of ``data``.
+
+    ``steps`` overrides the preset's step count; the checkpoint stores the model, data and training configs.
+    """
+    tp = train_preset(preset) if isinstance(preset, str) else preset
+    total = tp.steps if steps is None else int(steps)
+    device = next(model.parameters()).device
+    opt = torch.optim.Adam(model.parameters(), lr=tp.lr)
+    if isinstance(model, WaveNetAutoencoder):
+        lead_in, length = model.config.decoder.receptive_field, tp.crop
+
+        def loss_fn(m: nn.Module, batch) -> torch.Tensor:
+            audio, pitch, _ = batch
+            return m.loss(audio, pitch)
+    elif isinstance(model, WaveNet):
+        lead_in, length = model.config.receptive_field, tp.crop + 1
+
+        def loss_fn(m: nn.Module, batch) -> torch.Tensor:
+            return wavenet_crop_loss(m, *batch)
+    else:
+        raise ValueError(f"train_wavenet trains a WaveNet or WaveNetAutoencoder, got {type(model).__name__}")
+    config = {"model": model_config_dict(model), "data": {**data.description, "hash": data.content_hash()},
+              "train": {**tp.to_dict(), "steps": total, "seed": seed}}
+    return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device),
+               loss_fn, total, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+               resume=resume, config=config, progress=progress, desc=type(model).__name__)
+
+
+def write_data_card(path: PathLike, checkpoint: PathLike, history: TrainHistory, command: str,
+                    seconds: float) -> Path:
+    """Write a JSON data card next to a checkpoint: configs, data hash, steps, final loss, rebuild command."""
+    from course_lib.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    card = {"checkpoint": Path(checkpoint).name, "bytes": Path(checkpoint).stat().st_size,
+            "model": ckpt["config"].get("model"), "data": ckpt["config"].get("data"),
+            "train": ckpt["config"].get("train"), "steps": history.step,
+            "final_loss_nats_per_sample": round(history.smoothed(50), 4),
+            "first_loss_nats_per_sample": round(history.loss[0], 4) if history.loss else None,
+            "train_wall_seconds": round(seconds, 1), "torch": torch.__version__,
+            "rebuild": command}
+    path = Path(path)
+    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+LESSON_DATA = dict(preset="fast", families=("keyboard", "mallet", "organ", "guitar"), seconds=1.0,
+                   pitch_range=(48, 84))
+"""The notes Lesson 03's shipped checkpoints are trained on (a slice of the fast mini-NSynth)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: train a WaveNet / autoencoder preset on synthetic notes and write checkpoint + data card."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=("wavenet", "autoencoder"), default="wavenet")
+    p.add_argument("--preset", default="lecture", help="model and training preset: fast, lecture, full")
+    p.add_argument("--pitch", action="store_true", help="condition the WaveNet on pitch (one-hot, 128 MIDI notes)")
+    p.add_argument("--steps", type=int, default=None, help="override the preset's optimizer steps")
+    p.add_argument("--crop", type=int, default=None, help="override the preset's crop length (samples)")
+    p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="shipped weights (.pt, no optimizer state); a .json data card beside it")
+    p.add_argument("--work", default="build/wavenet_train", help="folder of the resumable training checkpoint")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-resume", action="store_true")
+    args = p.parse_args(argv)
+    from course_lib.train.device import pick_device, set_threads
+
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    data = synthetic_note_data(**LESSON_DATA, seed=args.data_seed)
+    if args.model == "autoencoder":
+        model = build_model(autoencoder_preset(args.preset), device=device)
+    else:
+        model = build_model(wavenet_preset(args.preset, n_pitches=128 if args.pitch else 0), device=device)
+    out = Path(args.out)
+    work = Path(args.work) / out.name
+    tp = train_preset(args.preset)
+    tp = TrainPreset(tp.steps if args.steps is None else args.steps,
+                     tp.batch_size if args.batch_size is None else args.batch_size,
+                     tp.crop if args.crop is None else args.crop, tp.lr)
+    start = time.perf_counter()
+    hist = train_wavenet(model, data, tp, seed=args.seed, checkpoint=work, checkpoint_every=100,
+                         resume=not args.no_resume)
+    from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(work)
+    save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss})
+    cmd = "python -m course_lib.models.wavenet_train " + " ".join(argv if argv is not None else sys.argv[1:])
+    card = write_data_card(out.with_suffix(".json"), out, hist, cmd, time.perf_counter() - start)
+    print(f"{out}: {hist.step} steps, final loss {hist.smoothed(50):.3f} nats/sample; card {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

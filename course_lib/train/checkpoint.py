@@ -1,0 +1,70 @@
+"""Checkpoints: one ``torch.save`` dict with the model config, weights, optimizer state and step.
+
+Layout of a checkpoint (all keys always present)::
+
+    {"format": 1, "config": {...}, "model": state_dict, "optimizer": state_dict | None,
+     "step": int, "history": {"loss": [...]}, "extra": {...}}
+
+``config`` is a plain dict (JSON-able) that describes how to rebuild the model (and, by
+convention, the data and training settings); the writer is atomic (a temp file then rename), so
+an interrupted save never leaves a truncated checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+PathLike = Union[str, Path]
+FORMAT = 1
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    step: int = 0, config: dict | None = None, history: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Write model weights (moved to CPU), optimizer state, step and config to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {"format": FORMAT, "config": dict(config or {}), "model": state,
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "step": int(step), "history": dict(history or {}), "extra": dict(extra or {})}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(ckpt, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary shareable file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path: PathLike, model: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint dict; if given, load its weights into ``model`` and its state into ``optimizer``.
+
+    Raises FileNotFoundError for a missing file and ValueError for a file that is not a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # pickle / zip errors vary by torch version
+        raise ValueError(f"{path}: not a readable torch checkpoint ({err})") from err
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "step" not in ckpt:
+        raise ValueError(f"{path}: not a course checkpoint (expected keys 'model' and 'step')")
+    if model is not None:
+        model.load_state_dict(ckpt["model"])
+    if optimizer is not None:
+        if ckpt.get("optimizer") is None:
+            raise ValueError(f"{path}: checkpoint holds no optimizer state to resume from")
+        optimizer.load_state_dict(ckpt["optimizer"])
+    return ckpt

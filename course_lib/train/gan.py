@@ -1,0 +1,592 @@
+"""One GAN training loop for StyleGAN2 (log-mel loop images) and MelGAN (the vocoder).
+
+``train_gan(GANConfig(model="stylegan2", preset="fast"))`` trains on the synthetic loop set
+(or on audio you pass) and returns a :class:`TrainResult`. The loop is the same for both
+models; what differs lives in a small *task* object (:class:`StyleGAN2Task`, :class:`MelGANTask`)
+with a discriminator step and a generator step that each compute a loss and call ``backward``.
+
+The loop provides: presets (``fast`` for tests / FAST lessons, ``lecture`` for minutes on a laptop
+CPU, ``full`` for a GPU), seeding, a tqdm bar, a loss history, an exponential moving average of the
+generator, periodic snapshots (figure + audio) and checkpoints with resume, and data-parallel
+training under ``torchrun`` (DDP; :mod:`course_lib.train.ddp`).
+
+Reproducibility across process counts: every random tensor of a step (latents, noise, crops) is
+drawn for the *global* batch from a generator seeded by ``(seed, step, phase)`` and each process
+keeps its samples (positions ``rank::world_size``, the same interleaving as ``DistributedSampler``).
+So N processes with batch B follow the same trajectory as one process with batch N * B (up to
+floating-point summation order), which the tests check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DistributedSampler
+
+from course_lib.data.config import COURSE_MEL, derive_seed
+from course_lib.spectral import MelConfig, log_mel
+from course_lib.train import ddp
+
+PathLike = Union[str, Path]
+MODELS: tuple[str, ...] = ("stylegan2", "melgan")
+PRESET_NAMES: tuple[str, ...] = ("fast", "lecture", "full")
+
+__all__ = ["GANConfig", "PRESETS", "get_config", "BatchRandom", "StyleGAN2Task", "MelGANTask", "build_task",
+           "TrainResult", "train_gan", "train_worker", "load_training_data"]
+
+
+@dataclass
+class GANConfig:
+    """Everything one GAN training run needs (sizes in samples / frames, learning rates, intervals in steps).
+
+    Generic: ``model`` (``"stylegan2"`` or ``"melgan"``), ``preset``, ``steps``, ``batch_size`` (per
+    process), ``lr_g``, ``lr_d``, ``betas``, ``seed``, ``ema_half_life`` (in training images; 0 = no EMA),
+    ``data_preset`` / ``data_seed`` (synthetic loop set), ``mel`` (log-mel settings, default the
+    course's), ``loop_samples``, ``out_dir`` (checkpoints, snapshots, history; None = nothing written),
+    ``log_every``, ``snapshot_every``, ``checkpoint_every`` (0 = only at the end), ``resume``,
+    ``max_seconds`` (stop early after this wall time), ``progress``, ``device``, ``threads``.
+
+    ``arch``: keyword arguments of :class:`~course_lib.models.stylegan2.StyleGAN2Config` or
+    :class:`~course_lib.models.melgan.MelGANConfig`.
+
+    StyleGAN2: ``r1_gamma`` and ``r1_interval`` (lazy R1), ``pl_weight`` / ``pl_interval`` (path
+    length; 0 = off), ``mixing_prob``, ``g_loss`` (``"nonsaturating"`` or ``"saturating"``), ``image_width``.
+    MelGAN: ``segment`` (samples per training crop, a multiple of the hop), ``fm_weight``,
+    ``stft_weight``, ``adv_start`` (steps of MR-STFT-only warm-up before the discriminator joins).
+
+    The history (one row every ``log_every`` steps, averaged over processes) holds ``d_loss``,
+    ``g_loss``, ``g_grad`` (L2 norm of the generator's gradient), and ``d_real`` / ``d_fake`` / ``r1`` /
+    ``pl`` (StyleGAN2) or ``stft`` / ``fm`` (MelGAN).
+    """
+
+    model: str = "stylegan2"
+    preset: str = "fast"
+    steps: int = 20
+    batch_size: int = 4
+    lr_g: float = 2e-3
+    lr_d: float = 2e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    seed: int = 0
+    ema_half_life: float = 200.0
+    data_preset: str = "fast"
+    data_seed: int = 0
+    mel: dict = field(default_factory=COURSE_MEL.to_dict)
+    loop_samples: int = 32_000
+    out_dir: str | None = None
+    log_every: int = 10
+    snapshot_every: int = 0
+    checkpoint_every: int = 0
+    resume: bool = True
+    max_seconds: float | None = None
+    progress: bool = True
+    device: str | None = None
+    threads: int | None = None
+    arch: dict = field(default_factory=dict)
+    # StyleGAN2
+    r1_gamma: float = 1.0
+    r1_interval: int = 4
+    pl_weight: float = 0.0
+    pl_interval: int = 4
+    mixing_prob: float = 0.9
+    g_loss: str = "nonsaturating"
+    image_width: int = 128
+    # MelGAN
+    segment: int = 4096
+    fm_weight: float = 10.0
+    stft_weight: float = 2.5
+    adv_start: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
+        if self.g_loss not in ("nonsaturating", "saturating"):
+            raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
+        self.betas = tuple(self.betas)
+
+    @property
+    def mel_config(self) -> MelConfig:
+        return MelConfig(**self.mel)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Presets: "fast" runs in seconds (tests, COURSE_FAST lessons); "lecture" is the scaled-down LoopTest
+# recipe for a laptop CPU (minutes); "full" is the reference-sized run for a GPU.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "stylegan2": {
+        "fast": dict(steps=20, batch_size=4, arch=dict(channels=(16, 16, 16, 8, 8), z_dim=32, w_dim=32,
+                                                     mapping_layers=2), ema_half_life=100.0, r1_interval=4),
+        "lecture": dict(steps=1500, batch_size=8, data_preset="default",
+                        arch=dict(channels=(64, 64, 64, 32, 32), z_dim=128, w_dim=128, mapping_layers=4),
+                        ema_half_life=2000.0, r1_gamma=0.5, r1_interval=8, log_every=25, snapshot_every=250,
+                        checkpoint_every=250),
+        "full": dict(steps=100_000, batch_size=16, data_preset="full", lr_g=2e-3, lr_d=2e-3,
+                     arch=dict(channels=(256, 256, 256, 128, 64), z_dim=256, w_dim=256, mapping_layers=8),
+                     ema_half_life=10_000.0, r1_gamma=0.5, r1_interval=16, pl_weight=2.0, log_every=100,
+                     snapshot_every=2000, checkpoint_every=2000),
+    },
+    "melgan": {
+        "fast": dict(steps=20, batch_size=4, lr_g=1e-3, lr_d=2e-4, betas=(0.5, 0.9), segment=4096, ema_half_life=0.0,
+                     arch=dict(channels=32, disc_channels=8, disc_max_channels=64, disc_downsamples=3)),
+        "lecture": dict(steps=3000, batch_size=8, lr_g=5e-4, lr_d=2e-4, betas=(0.5, 0.9), segment=8192,
+                        data_preset="default", adv_start=1000, ema_half_life=0.0, log_every=25,
+                        snapshot_every=500, checkpoint_every=500,
+                        arch=dict(channels=128, disc_channels=16, disc_max_channels=256)),
+        "full": dict(steps=200_000, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9), segment=8192,
+                     data_preset="full", adv_start=20_000, ema_half_life=0.0, log_every=100,
+                     snapshot_every=5000, checkpoint_every=5000, arch=dict(channels=512)),
+    },
+}
+
+
+def get_config(model: str = "stylegan2", preset: str = "fast", **overrides: Any) -> GANConfig:
+    """The :class:`GANConfig` of a model's preset, with ``overrides`` (any field; ``arch`` is merged)."""
+    if model not in PRESETS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if preset not in PRESETS[model]:
+        raise ValueError(f"preset must be one of {PRESET_NAMES}, got {preset!r}")
+    names = {f.name for f in fields(GANConfig)}
+    bad = sorted(set(overrides) - names)
+    if bad:
+        raise ValueError(f"unknown GANConfig field(s) {bad}")
+    base = dict(PRESETS[model][preset])
+    arch = {**base.pop("arch", {}), **overrides.pop("arch", {})}
+    return GANConfig(model=model, preset=preset, **{**base, **overrides, "arch": arch})
+
+
+# --------------------------------------------------------------------------- per-step randomness
+
+class BatchRandom:
+    """Random tensors for one phase of one step, drawn for the global batch and sliced to this process.
+
+    ``randn(*shape)`` -> ``(local_batch, *shape)``: the rows ``rank::world_size`` of a
+    ``(local_batch * world_size, *shape)`` draw from a CPU generator seeded by ``(seed, step, phase)``.
+    ``uniform()`` gives one number shared by all processes.
+    """
+
+    def __init__(self, seed: int, step: int, phase: str, info: ddp.DistInfo, local_batch: int) -> None:
+        self.g = torch.Generator().manual_seed(derive_seed(seed, step, phase))
+        self.info, self.local_batch, self.device = info, local_batch, info.device
+
+    def _slice(self, full: torch.Tensor) -> torch.Tensor:
+        return full[self.info.rank::self.info.world_size].to(self.device)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return self._slice(torch.randn(self.local_batch * self.info.world_size, *shape, generator=self.g))
+
+    def randint(self, high: int) -> torch.Tensor:
+        """Integers in ``[0, high)``, ``(local_batch,)``."""
+        return self._slice(torch.randint(0, max(1, high), (self.local_batch * self.info.world_size,), generator=self.g))
+
+    def uniform(self) -> float:
+        return float(torch.rand((), generator=self.g))
+
+    def integer(self, low: int, high: int) -> int:
+        """One integer in ``[low, high)``, shared by all processes."""
+        return int(torch.randint(low, high, (), generator=self.g))
+
+
+# --------------------------------------------------------------------------- tasks
+
+def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
+    """Adam with StyleGAN2's correction for a regulariser applied every ``interval`` steps."""
+    c = interval / (interval + 1) if interval > 0 else 1.0
+    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c))
+
+
+class StyleGAN2Task:
+    """StyleGAN2 on log-mel images: logistic D loss + lazy R1, non-saturating G loss (+ path length), mixing."""
+
+    def __init__(self, cfg: GANConfig, device: torch.device) -> None:
+        from course_lib.models import stylegan2 as sg
+
+        self.cfg, self.device = cfg, device
+        self.spec = sg.MelImageSpec(mel=cfg.mel_config, loop_samples=cfg.loop_samples, width=cfg.image_width)
+        self.arch = sg.StyleGAN2Config(**{"image_size": self.spec.size, **cfg.arch})
+        torch.manual_seed(cfg.seed)
+        self.G = sg.Generator(self.arch).to(device)
+        self.D = sg.Discriminator(self.arch).to(device)
+        self.G_ema = sg.make_ema(self.G) if cfg.ema_half_life > 0 else None
+        self.opt_g = _lazy_adam(self.G.parameters(), cfg.lr_g, cfg.betas, cfg.pl_interval if cfg.pl_weight > 0 else 0)
+        self.opt_d = _lazy_adam(self.D.parameters(), cfg.lr_d, cfg.betas, cfg.r1_interval if cfg.r1_gamma > 0 else 0)
+        self.pl_mean = torch.zeros((), device=device)
+        self.sg = sg
+
+    def prepare(self, audio: torch.Tensor) -> torch.Tensor:
+        """Loops ``(N, loop_samples)`` -> images ``(N, 1, n_mels, width)``."""
+        mel = self.spec.mel
+        out = [self.spec.to_image(log_mel(audio[i:i + 64], mel)) for i in range(0, audio.shape[0], 64)]
+        return torch.cat(out)
+
+    def _latents(self, rnd: BatchRandom, G: nn.Module) -> dict:
+        g = ddp.unwrap(G)
+        z = rnd.randn(g.z_dim)
+        z2 = rnd.randn(g.z_dim)
+        noise = [rnd.randn(1, h, w) for h, w in g.noise_sizes()]
+        mix = rnd.uniform() < self.cfg.mixing_prob
+        cutoff = rnd.integer(1, g.num_ws) if mix else g.num_ws
+        return dict(z=z, noise=noise, mix_z=z2, mix_cutoff=cutoff)
+
+    def d_step(self, G: nn.Module, D: nn.Module, reals: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
+        """Discriminator loss (+ lazy R1 every ``r1_interval`` steps) and its backward; returns logs."""
+        with torch.no_grad():
+            fakes = ddp.unwrap(G)(**self._latents(rnd, G))
+        do_r1 = self.cfg.r1_gamma > 0 and step % self.cfg.r1_interval == 0
+        real_in = reals.detach().requires_grad_(do_r1)
+        real_logits = D(real_in)
+        fake_logits = D(fakes)
+        loss = self.sg.d_logistic_loss(real_logits, fake_logits)
+        logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if do_r1:
+            r1 = self.sg.r1_penalty(real_in, real_logits)
+            loss = loss + self.cfg.r1_gamma / 2 * r1 * self.cfg.r1_interval
+            logs["r1"] = r1.detach()
+        loss.backward()
+        return logs
+
+    def g_step(self, G: nn.Module, D: nn.Module, reals: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
+        """Generator loss (+ path length every ``pl_interval`` steps) through a frozen D; backward; returns logs."""
+        Dm = ddp.unwrap(D)
+        Dm.requires_grad_(False)
+        try:
+            lat = self._latents(rnd, G)
+            fakes, ws = G(**lat, return_ws=True)
+            logits = Dm(fakes)
+            loss_fn = self.sg.g_nonsaturating_loss if self.cfg.g_loss == "nonsaturating" else self.sg.g_saturating_loss
+            loss = loss_fn(logits)
+            logs = {"g_loss": loss.detach()}
+            if self.cfg.pl_weight > 0 and step % self.cfg.pl_interval == 0:
+                pl_noise = rnd.randn(*fakes.shape[1:])
+                pen, self.pl_mean = self.sg.path_length_penalty(fakes, ws, self.pl_mean, noise=pl_noise)
+                loss = loss + self.cfg.pl_weight * self.cfg.pl_interval * pen
+                logs["pl"] = pen.detach()
+            loss.backward()
+            ddp.unwrap(G).mapping_net.update_w_avg(ws[:, 0], ddp.unwrap(G).config.w_avg_beta)
+        finally:
+            Dm.requires_grad_(True)
+        return logs
+
+    def extra_state(self) -> dict:
+        return {"pl_mean": self.pl_mean.cpu()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.pl_mean = state.get("pl_mean", torch.zeros(())).to(self.device)
+
+    def export(self, path: Path, meta: dict) -> Path:
+        g = self.G_ema if self.G_ema is not None else self.G
+        return self.sg.save_generator(g, self.spec, path, meta)
+
+    @torch.no_grad()
+    def snapshot(self, folder: Path, step: int) -> None:
+        """A mel grid figure and two Griffin-Lim-vocoded loops of the current (EMA) generator."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        from course_lib.audio import save
+        from course_lib.models.melgan import griffin_lim_vocoder
+
+        g = (self.G_ema if self.G_ema is not None else self.G).eval()
+        mels = self.sg.generate_mels(g, self.spec, 8, seed=1234, noise_mode="const").cpu()
+        fig, axes = plt.subplots(2, 4, figsize=(12, 4))
+        for ax, m in zip(axes.flat, mels):
+            ax.imshow(m.numpy(), origin="lower", aspect="auto", vmin=self.spec.lo, vmax=self.spec.hi)
+            ax.axis("off")
+        fig.suptitle(f"step {step}")
+        fig.savefig(folder / f"mels_{step:07d}.png", dpi=80)
+        plt.close(fig)
+        audio = griffin_lim_vocoder(mels[:2], self.spec.mel, self.spec.loop_samples, n_iter=16)
+        for i, a in enumerate(audio):
+            save(folder / f"loop_{step:07d}_{i}.wav", a, self.spec.mel.sr)
+        self.G.train()
+
+
+class MelGANTask:
+    """MelGAN: hinge loss of a multi-scale D, feature matching and multi-resolution STFT loss on random crops."""
+
+    def __init__(self, cfg: GANConfig, device: torch.device) -> None:
+        from course_lib.models import melgan as mg
+
+        self.cfg, self.device, self.mg = cfg, device, mg
+        self.mel = cfg.mel_config
+        self.arch = mg.MelGANConfig(**{"n_mels": self.mel.n_mels, **cfg.arch})
+        if self.arch.hop != self.mel.hop:
+            raise ValueError(f"MelGAN ratios {self.arch.ratios} give hop {self.arch.hop}, but the mel hop is {self.mel.hop}")
+        if cfg.segment % self.mel.hop or cfg.segment > cfg.loop_samples:
+            raise ValueError(f"segment={cfg.segment} must be a multiple of the hop ({self.mel.hop}) and <= loop_samples")
+        torch.manual_seed(cfg.seed)
+        self.G = mg.MelGANGenerator(self.arch).to(device)
+        self.D = mg.MultiScaleDiscriminator(self.arch).to(device)
+        from course_lib.models.stylegan2 import make_ema
+
+        self.G_ema = make_ema(self.G) if cfg.ema_half_life > 0 else None
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+
+    def prepare(self, audio: torch.Tensor) -> torch.Tensor:
+        """Loops ``(N, samples)`` stay audio; crops are taken per step."""
+        return audio.float()
+
+    def crops(self, audio: torch.Tensor, rnd: BatchRandom) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random ``segment``-sample crops ``(B, segment)`` and their log-mels ``(B, n_mels, segment // hop)``."""
+        seg = self.cfg.segment
+        start = rnd.randint(audio.shape[-1] - seg + 1)
+        idx = start.unsqueeze(1) + torch.arange(seg, device=audio.device)
+        x = torch.gather(audio, 1, idx)
+        return x, log_mel(x, self.mel)[..., : seg // self.mel.hop]
+
+    def d_step(self, G: nn.Module, D: nn.Module, audio: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
+        self._batch = self.crops(audio, rnd)
+        if step < self.cfg.adv_start:
+            return {}
+        x, m = self._batch
+        with torch.no_grad():
+            fake = ddp.unwrap(G)(m)
+        loss = self.mg.d_hinge_loss(D(x), D(fake))
+        loss.backward()
+        return {"d_loss": loss.detach()}
+
+    def g_step(self, G: nn.Module, D: nn.Module, audio: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
+        x, m = self._batch
+        fake = G(m)
+        stft = self.mg.multi_resolution_stft_loss(fake, x)
+        loss = self.cfg.stft_weight * stft
+        logs = {"stft": stft.detach()}
+        if step >= self.cfg.adv_start:
+            Dm = ddp.unwrap(D)
+            Dm.requires_grad_(False)
+            try:
+                with torch.no_grad():
+                    real_feats = Dm(x)
+                fake_feats = Dm(fake)
+                adv = self.mg.g_hinge_loss(fake_feats)
+                fm = self.mg.feature_matching_loss(real_feats, fake_feats)
+                loss = loss + adv + self.cfg.fm_weight * fm
+                logs.update(g_loss=adv.detach(), fm=fm.detach())
+            finally:
+                Dm.requires_grad_(True)
+        loss.backward()
+        return logs
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def export(self, path: Path, meta: dict) -> Path:
+        g = self.G_ema if self.G_ema is not None else self.G
+        return self.mg.save_vocoder(g, path, self.mel, meta)
+
+    @torch.no_grad()
+    def snapshot(self, folder: Path, step: int) -> None:
+        """Vocodes the first training loop's mel and writes it (and the original)."""
+        from course_lib.audio import save
+
+        if getattr(self, "_snap_clip", None) is None:
+            return
+        g = (self.G_ema if self.G_ema is not None else self.G).eval()
+        y = g(log_mel(self._snap_clip, self.mel)[..., : self._snap_clip.shape[-1] // self.mel.hop])
+        save(folder / f"vocoded_{step:07d}.wav", y[0].clamp(-1, 1), self.mel.sr)
+        self.G.train()
+
+
+def build_task(cfg: GANConfig, device: torch.device) -> StyleGAN2Task | MelGANTask:
+    """The task object (models, optimizers, steps) for ``cfg.model``."""
+    return StyleGAN2Task(cfg, device) if cfg.model == "stylegan2" else MelGANTask(cfg, device)
+
+
+# --------------------------------------------------------------------------- loop
+
+@dataclass
+class TrainResult:
+    """What :func:`train_gan` returns: the trained models, the loss history and where files went."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    ema: nn.Module | None
+    history: list[dict]
+    config: GANConfig
+    steps_done: int
+    seconds: float
+    out_dir: Path | None
+    spec: Any = None
+
+    @property
+    def best_generator(self) -> nn.Module:
+        """The EMA generator if kept, else the raw one (eval mode)."""
+        return (self.ema if self.ema is not None else self.generator).eval()
+
+
+def load_training_data(cfg: GANConfig) -> torch.Tensor:
+    """The training split of the synthetic loop set of ``cfg.data_preset`` as audio ``(N, loop_samples)``."""
+    from course_lib.data.datasets import LoopDataset
+
+    ds = LoopDataset(split="train", preset=cfg.data_preset, seed=cfg.data_seed, sr=cfg.mel_config.sr,
+                     precompute_mel=False)
+    return ds.audio[:, : cfg.loop_samples].float()
+
+
+def _checkpoint_path(out_dir: Path) -> Path:
+    return out_dir / "checkpoint.pt"
+
+
+def _save_checkpoint(path: Path, task, step: int, history: list[dict], cfg: GANConfig) -> None:
+    """The course checkpoint format (:mod:`course_lib.train.checkpoint`): G and its optimizer as the model,
+    D, its optimizer, the EMA and running means in ``extra``."""
+    from course_lib.train.checkpoint import save_checkpoint
+
+    extra = {"D": {k: v.detach().cpu() for k, v in task.D.state_dict().items()}, "opt_d": task.opt_d.state_dict(),
+             "G_ema": task.G_ema.state_dict() if task.G_ema is not None else None, **task.extra_state()}
+    save_checkpoint(path, task.G, task.opt_g, step=step, config=cfg.to_dict(), history={"rows": history}, extra=extra)
+
+
+def _load_checkpoint(path: Path, task, device: torch.device) -> tuple[int, list[dict]]:
+    from course_lib.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path, task.G, task.opt_g, map_location=device)
+    extra = state["extra"]
+    task.D.load_state_dict(extra["D"])
+    task.opt_d.load_state_dict(extra["opt_d"])
+    if task.G_ema is not None and extra.get("G_ema") is not None:
+        task.G_ema.load_state_dict(extra["G_ema"])
+    task.load_extra_state(extra)
+    return int(state["step"]), list(state.get("history", {}).get("rows", []))
+
+
+def _scalar(v: torch.Tensor | float) -> float:
+    return float(v.detach().cpu()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistInfo | None = None) -> TrainResult:
+    """Train a StyleGAN2 or MelGAN with ``cfg``; data-parallel when launched by ``torchrun``.
+
+    Args:
+        cfg: the run's settings (:func:`get_config` builds one from a preset).
+        data: training loops ``(N, loop_samples)`` at ``cfg.mel["sr"]`` Hz (default: the synthetic
+            loop set's training split for ``cfg.data_preset``).
+        info: distributed setup (default: :func:`course_lib.train.ddp.init_distributed`, which reads
+            torchrun's environment and is a no-op for a single process).
+    Returns:
+        :class:`TrainResult`. With ``cfg.out_dir`` set, rank 0 also writes ``checkpoint.pt`` (resumed
+        from when present and ``cfg.resume``), ``history.json``, ``generator.pt`` (the exported
+        model) and ``snapshots/``.
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.models.stylegan2 import ema_beta, ema_update
+    from course_lib.train.device import set_threads
+
+    info = info or ddp.init_distributed(cfg.device)
+    if cfg.threads is not None or info.distributed:
+        set_threads(cfg.threads or max(1, (os.cpu_count() or 1) // info.world_size))
+    dev = info.device
+    if data is None:
+        data = load_training_data(cfg)
+    if data.ndim != 2 or data.shape[-1] < cfg.loop_samples:
+        raise ValueError(f"data must be loops (N, >= {cfg.loop_samples}) samples, got {tuple(data.shape)}")
+    data = data[:, : cfg.loop_samples]
+    task = build_task(cfg, dev)
+    dataset = task.prepare(data).to(dev)
+    n = dataset.shape[0]
+    sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=False)
+    per_epoch = len(sampler) // cfg.batch_size
+    if per_epoch < 1:
+        raise ValueError(f"{n} training items are fewer than one global batch "
+                         f"({cfg.batch_size} x {info.world_size} processes)")
+    if cfg.model == "melgan":
+        task._snap_clip = data[:1].to(dev)
+
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    start, history = 0, []
+    if out_dir is not None:
+        if cfg.resume and _checkpoint_path(out_dir).is_file():
+            start, history = _load_checkpoint(_checkpoint_path(out_dir), task, dev)
+        if info.is_main:
+            (out_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+    G, D = ddp.wrap(task.G, info), ddp.wrap(task.D, info)
+    global_batch = cfg.batch_size * info.world_size
+    beta = ema_beta(global_batch, cfg.ema_half_life)
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.model, disable=not (cfg.progress and info.is_main))
+    epoch, order = None, None
+    step = start
+    for step in range(start, cfg.steps):
+        e, j = divmod(step, per_epoch)
+        if e != epoch:
+            sampler.set_epoch(e)
+            order, epoch = torch.tensor(list(sampler), device=dev), e
+        batch = dataset[order[j * cfg.batch_size:(j + 1) * cfg.batch_size]]
+
+        task.opt_d.zero_grad(set_to_none=True)
+        logs = task.d_step(G, D, batch, step, BatchRandom(cfg.seed, step, "d", info, cfg.batch_size))
+        if logs:
+            task.opt_d.step()
+        task.opt_g.zero_grad(set_to_none=True)
+        logs.update(task.g_step(G, D, batch, step, BatchRandom(cfg.seed, step, "g", info, cfg.batch_size)))
+        done = step + 1
+        stop = cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds
+        if info.distributed and cfg.max_seconds is not None:  # rank 0's clock decides for everyone
+            flag = torch.tensor(float(stop), device=dev)
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        log_now = done % cfg.log_every == 0 or done == cfg.steps or stop
+        if log_now:  # how much signal G gets (vanishing gradients)
+            logs["g_grad"] = torch.sqrt(sum(p.grad.square().sum() for p in task.G.parameters() if p.grad is not None))
+        task.opt_g.step()
+        if task.G_ema is not None:
+            ema_update(task.G_ema, task.G, beta)
+        if cfg.model == "stylegan2" and info.distributed:  # keep the running means identical on every rank
+            task.pl_mean = ddp.all_reduce_mean(task.pl_mean, info)
+            w_avg = task.G.mapping_net.w_avg
+            w_avg.copy_(ddp.all_reduce_mean(w_avg, info))
+
+        if log_now:
+            row = {"step": done, "seconds": round(time.perf_counter() - t0, 3)}
+            row.update({k: _scalar(ddp.all_reduce_mean(v, info)) for k, v in sorted(logs.items())})
+            history.append(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "seconds")})
+        bar.update(1)
+        if out_dir is not None and info.is_main:
+            if cfg.snapshot_every and done % cfg.snapshot_every == 0:
+                task.snapshot(out_dir / "snapshots", done)
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+                _save_checkpoint(_checkpoint_path(out_dir), task, done, history, cfg)
+                (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        if stop:
+            step = done
+            break
+    else:
+        step = cfg.steps
+    bar.close()
+    seconds = time.perf_counter() - t0
+    if out_dir is not None and info.is_main:
+        _save_checkpoint(_checkpoint_path(out_dir), task, step, history, cfg)
+        (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        task.export(out_dir / "generator.pt", {"steps": step, "seconds": round(seconds, 1), "preset": cfg.preset,
+                                               "world_size": info.world_size, "batch_size": cfg.batch_size})
+    ddp.barrier(info)
+    return TrainResult(generator=task.G, discriminator=task.D, ema=task.G_ema, history=history, config=cfg,
+                       steps_done=step, seconds=seconds, out_dir=out_dir,
+                       spec=task.spec if cfg.model == "stylegan2" else task.mel)
+
+
+def train_worker(info: ddp.DistInfo, cfg: GANConfig, data: torch.Tensor, result_dir: str) -> None:
+    """Entry point for :func:`course_lib.train.ddp.launch_local`: train, then save this rank's
+    ``{"G", "D", "history"}`` to ``<result_dir>/rank<r>.pt`` (for tests and the lesson's DDP demo)."""
+    res = train_gan(cfg, data=data, info=info)
+    torch.save({"G": res.generator.state_dict(), "D": res.discriminator.state_dict(), "history": res.history},
+               Path(result_dir) / f"rank{info.rank}.pt")

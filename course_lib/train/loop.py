@@ -1,0 +1,109 @@
+"""A small, generic training loop: seeded batches, tqdm progress, gradient clipping, checkpoint and resume.
+
+The loop knows nothing about the model: you pass ``batch_fn(step, generator)`` that returns a
+batch and ``loss_fn(model, batch)`` that returns a scalar loss. The batch generator of step
+``s`` is seeded from ``(seed, s)``, so a run resumed from a checkpoint at step ``s`` sees exactly
+the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import torch
+from torch import nn
+
+from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
+
+PathLike = Union[str, Path]
+
+
+@dataclass
+class TrainHistory:
+    """What a run did: the loss of every step (``loss[i]`` is step ``i``) and the last completed step count."""
+
+    loss: list[float] = field(default_factory=list)
+    step: int = 0
+    resumed_from: int = 0
+
+    def smoothed(self, window: int = 20) -> float:
+        """Mean loss of the last ``window`` steps (nan if no step ran)."""
+        tail = self.loss[-window:]
+        return sum(tail) / len(tail) if tail else math.nan
+
+
+def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The ``torch.Generator`` for the batch of ``step`` in a run seeded ``seed`` (independent of resumes)."""
+    return torch.Generator(device=device).manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63 - 1))
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[int, torch.Generator], Any],
+        loss_fn: Callable[[nn.Module, Any], torch.Tensor], steps: int, *, seed: int = 0,
+        checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
+        config: dict | None = None, grad_clip: float | None = 1.0, progress: bool = True,
+        desc: str = "train", log_every: int = 10) -> TrainHistory:
+    """Train ``model`` for ``steps`` optimizer steps in total (counting steps done before a resume).
+
+    Args:
+        batch_fn: ``(step, generator) -> batch`` (already on the model's device).
+        loss_fn: ``(model, batch) -> scalar loss tensor``.
+        steps: total optimizer steps of the run.
+        seed: seeds torch's global RNG (dropout etc.) and every step's batch generator.
+        checkpoint: path of the checkpoint; with ``resume`` an existing file is loaded and the run
+            continues from its step; saved every ``checkpoint_every`` steps (0 = only at the end).
+        config: JSON-able dict stored in the checkpoint (model / data / training settings).
+        grad_clip: max global gradient norm (None = no clipping).
+        progress: tqdm bar with the running loss.
+    Returns the :class:`TrainHistory` (with the losses of earlier, resumed steps too).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+    history = TrainHistory()
+    if checkpoint is not None and resume and Path(checkpoint).is_file():
+        ckpt = load_checkpoint(checkpoint, model, optimizer)
+        history.step = history.resumed_from = int(ckpt["step"])
+        history.loss = list(ckpt.get("history", {}).get("loss", []))[:history.step]
+    torch.manual_seed(int(seed) + history.step)
+    device = next(model.parameters()).device
+    gen_device = device if device.type == "cuda" else torch.device("cpu")
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, history.step, config, {"loss": history.loss})
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=history.step, desc=desc, unit="step", leave=False)
+    model.train()
+    try:
+        while history.step < steps:
+            batch = batch_fn(history.step, step_generator(seed, history.step, gen_device))
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                raise ValueError(f"loss became {loss.item()} at step {history.step}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            history.loss.append(float(loss.detach()))
+            history.step += 1
+            if bar is not None:
+                bar.update(1)
+                if history.step % max(1, log_every) == 0:
+                    bar.set_postfix(loss=f"{history.smoothed(log_every):.3f}")
+            if checkpoint_every and history.step % checkpoint_every == 0:
+                save()
+    finally:
+        if bar is not None:
+            bar.close()
+    model.eval()
+    save()
+    return history

@@ -1,0 +1,324 @@
+"""GANSynth (Lesson 04): representations round-trip, progressive networks, conditioning, training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib.models.gansynth import (GANSynth, GANSynthConfig, GANSynthTrainer, EqualizedConv2d,
+                                        EqualizedLinear, TrainConfig, build, critic_separation, get_preset,
+                                        load_gansynth, minibatch_stddev, pixel_norm, resize_real)
+from course_lib.models.gansynth_repr import (ImageNormalizer, SpecImageConfig, audio_to_image, config_for_duration,
+                                             image_to_audio, paper_config, round_trip_quality)
+from course_lib.synth.analysis import peak_frequency
+from course_lib.synth.core import midi_to_hz
+from course_lib.synth.oscillators import sawtooth, sine
+from course_lib.synth.physical import karplus_strong
+
+SR = 16_000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small convolutions run fastest on one thread on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def notes() -> torch.Tensor:
+    """Six 0.25 s notes: two sines, two sawtooths, two plucked strings ``(6, 4000)``."""
+    d = 0.25
+    return torch.cat([sine(torch.tensor([300.0, 440.0]), d, SR) * 0.5,
+                      sawtooth(torch.tensor([220.0, 330.0]), d, SR) * 0.5,
+                      karplus_strong(torch.tensor([196.0, 392.0]), d, SR, seed=0)])
+
+
+# --------------------------------------------------------------------------- representations
+
+def test_paper_geometry():
+    assert paper_config("if", high_res=False).image_shape == (2, 512, 256)
+    plus_h = paper_config("if", high_res=True)
+    assert plus_h.image_shape == (2, 1024, 128) and plus_h.n_fft == 2048 and plus_h.hop == 512
+    assert plus_h.samples >= 64_000 and paper_config("if", False).samples >= 64_000
+    assert paper_config("if", False).plus_h() == plus_h
+
+
+def test_image_shape_and_ranges(notes):
+    cfg = config_for_duration(0.25, "if", SR, 256)
+    img = audio_to_image(notes, cfg)
+    assert img.shape == (6, 2, 128, 64)
+    assert float(img[:, 1].abs().max()) <= 1.0 + 1e-6  # IF in [-1, 1]
+    assert float(img[:, 0].min()) >= math.log(1e-6) - 1e-4  # log(|X| + 1e-6)
+
+
+@pytest.mark.parametrize("kind", ["if", "phase"])
+def test_if_and_phase_round_trip_snr(notes, kind):
+    q = round_trip_quality(notes, config_for_duration(0.25, kind, SR, 256))
+    assert float(q["snr_db"].min()) > 30.0, q["snr_db"]
+    assert float(q["lsd_db"].max()) < 1.0, q["lsd_db"]
+
+
+def test_plus_h_round_trip(notes):
+    clip = notes[:, :3840]  # 0.24 s: 64 frames of hop 64, or 32 frames of hop 128 (+H)
+    assert config_for_duration(0.24, "if", SR, 256).image_shape == (2, 128, 64)
+    cfg = config_for_duration(0.24, "if", SR, 256, high_res=True)
+    assert cfg.image_shape == (2, 256, 32)
+    assert float(round_trip_quality(clip, cfg)["snr_db"].min()) > 30.0
+
+
+def test_mel_if_round_trip_within_stated_tolerance(notes):
+    """mel-IF is lossy by design: SNR >= 5 dB, LSD <= 10 dB, the spectral peak kept within 1 %;
+    a low sine (mel bands finer than the FFT bins there) comes back almost exactly (> 30 dB)."""
+    cfg = config_for_duration(0.25, "mel_if", SR, 256)
+    q = round_trip_quality(notes, cfg)
+    assert float(q["snr_db"].min()) >= 5.0, q["snr_db"]
+    assert float(q["lsd_db"].max()) <= 10.0, q["lsd_db"]
+    assert float(q["snr_db"][:2].min()) > 30.0
+    y = image_to_audio(audio_to_image(notes, cfg), cfg, notes.shape[-1])
+    for i in range(notes.shape[0]):
+        f_in, f_out = peak_frequency(notes[i], SR), peak_frequency(y[i], SR)
+        assert abs(f_out - f_in) / f_in < 0.01
+
+
+def test_mel_if_is_worse_than_if_on_rich_notes(notes):
+    base = config_for_duration(0.25, "if", SR, 256)
+    snr_if = round_trip_quality(notes[2:], base)["snr_db"]
+    snr_mel = round_trip_quality(notes[2:], base.with_kind("mel_if"))["snr_db"]
+    assert bool((snr_mel < snr_if - 10).all())
+
+
+def test_normalizer_is_exact_and_in_range(notes):
+    cfg = config_for_duration(0.25, "if", SR, 256)
+    raw = audio_to_image(notes, cfg)
+    norm = ImageNormalizer.fit(raw, cfg)
+    n = norm.normalize(raw)
+    assert float(n.min()) >= -1.0 - 1e-5 and float(n.max()) <= 1.0 + 1e-5
+    assert float(n[:, 0].min()) < -0.99 and float(n[:, 0].max()) > 0.99
+    assert torch.allclose(norm.denormalize(n), raw, atol=1e-4)
+    assert ImageNormalizer.from_dict(norm.to_dict()) == norm
+
+
+def test_representation_errors(notes):
+    with pytest.raises(ValueError, match="kind"):
+        SpecImageConfig(kind="wavelet")
+    with pytest.raises(ValueError, match="n_fft"):
+        SpecImageConfig(n_fft=1000)
+    with pytest.raises(ValueError, match="n_frames"):
+        SpecImageConfig(n_frames=100)
+    small = SpecImageConfig("if", SR, 256, 16)
+    with pytest.raises(ValueError, match="longer"):
+        audio_to_image(notes, small)
+    with pytest.raises(ValueError, match="image must be"):
+        image_to_audio(torch.zeros(1, 2, 10, 16), small)
+
+
+# --------------------------------------------------------------------------- networks
+
+def _tiny_cfg(**kw) -> GANSynthConfig:
+    spec = SpecImageConfig("if", SR, 64, 32)  # 32 x 32 images, 496 samples
+    d = dict(spec=spec.to_dict(), n_stages=3, channels=(16, 8, 8), latent_dim=16)
+    d.update(kw)
+    return GANSynthConfig(**d)
+
+
+@torch.no_grad()
+def test_shapes_at_every_stage_and_during_fade_in():
+    cfg = _tiny_cfg()
+    model = GANSynth(cfg, seed=0)
+    z = torch.randn(4, cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+    pitch = torch.tensor([0, 10, 20, 60])
+    expected = [(8, 8), (16, 16), (32, 32)]
+    for stage, size in enumerate(expected):
+        for alpha in (1.0, 0.5):
+            img = model.generator(z, pitch, stage, alpha)
+            assert img.shape == (4, 2, *size)
+            assert float(img.abs().max()) <= 1.0
+            score, logits = model.discriminator(img, stage, alpha)
+            assert score.shape == (4,) and logits.shape == (4, 61)
+            assert resize_real(torch.rand(4, 2, 32, 32), cfg, stage, alpha).shape == (4, 2, *size)
+    with pytest.raises(ValueError, match="stage 1 expects"):
+        model.discriminator(torch.zeros(4, 2, 32, 32), 1)
+
+
+@torch.no_grad()
+def test_fade_in_starts_from_the_previous_stage():
+    """At alpha = 0 the new stage's output is exactly the previous stage's output upsampled 2x."""
+    cfg = _tiny_cfg()
+    g = GANSynth(cfg, seed=3).generator
+    z = torch.randn(3, cfg.latent_dim, generator=torch.Generator().manual_seed(1))
+    pitch = torch.tensor([5, 30, 50])
+    low = g(z, pitch, stage=1)
+    faded = g(z, pitch, stage=2, alpha=0.0)
+    assert torch.allclose(faded, torch.nn.functional.interpolate(low, scale_factor=2), atol=1e-6)
+    half = g(z, pitch, stage=2, alpha=0.5)
+    assert not torch.allclose(half, faded, atol=1e-3)
+
+
+@torch.no_grad()
+def test_pitch_condition_changes_the_output():
+    cfg = _tiny_cfg()
+    g = GANSynth(cfg, seed=0).generator
+    z = torch.randn(1, cfg.latent_dim, generator=torch.Generator().manual_seed(2)).expand(2, -1)
+    out = g(z, torch.tensor([12, 48]))
+    diff = (out[0] - out[1]).abs().mean()
+    assert float(diff) > 0.05 * float(out.std())
+    same = g(z, torch.tensor([12, 12]))
+    assert torch.allclose(same[0], same[1], atol=1e-5)
+
+
+@torch.no_grad()
+def test_equalized_layers_have_unit_variance_init():
+    gen = torch.Generator().manual_seed(0)
+    conv = EqualizedConv2d(64, 64, 3, generator=gen)
+    dense = EqualizedLinear(512, 256, generator=gen)
+    for layer, fan_in in ((conv, 64 * 9), (dense, 512)):
+        assert abs(float(layer.weight.std()) - 1.0) < 0.03
+        assert abs(float(layer.weight.mean())) < 0.03
+        assert layer.scale == pytest.approx(math.sqrt(2) / math.sqrt(fan_in))
+        assert float(layer.bias.abs().max()) == 0.0
+    # the runtime scaling keeps activations at gain^2 = 2 times the input variance
+    x = torch.randn(16, 64, 16, 16, generator=gen)
+    assert float(conv(x).var()) == pytest.approx(2.0, rel=0.15)
+    assert float(dense(torch.randn(512, 512, generator=gen)).var()) == pytest.approx(2.0, rel=0.15)
+
+
+def test_pixel_norm_and_minibatch_stddev():
+    x = torch.randn(8, 5, 3, 3, generator=torch.Generator().manual_seed(0)) * 7
+    assert torch.allclose(pixel_norm(x).pow(2).mean(dim=1), torch.ones(8, 3, 3), atol=1e-4)
+    same = torch.ones(4, 3, 2, 2)
+    y = minibatch_stddev(same, group_size=4)
+    assert y.shape == (4, 4, 2, 2) and float(y[:, 3].max()) < 1e-3  # identical samples: no spread
+    spread = torch.zeros(4, 1, 1, 1)
+    spread[:2] = 1.0  # values 1, 1, 0, 0: population std 0.5
+    assert torch.allclose(minibatch_stddev(spread, 4)[:, 1], torch.full((4, 1, 1), 0.5), atol=1e-3)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="loss"):
+        _tiny_cfg(loss="hinge")
+    with pytest.raises(ValueError, match="channel count per stage"):
+        _tiny_cfg(channels=(8, 8))
+    with pytest.raises(ValueError, match="halved"):
+        _tiny_cfg(n_stages=7, channels=(8,) * 7)
+    model = GANSynth(_tiny_cfg())
+    with pytest.raises(ValueError, match="MIDI pitches"):
+        model.generate([23])
+    with pytest.raises(ValueError, match="unknown GANSynth preset"):
+        get_preset("huge")
+
+
+# --------------------------------------------------------------------------- training
+
+def _tiny_data(cfg: GANSynthConfig) -> tuple[torch.Tensor, torch.Tensor, ImageNormalizer]:
+    spec = cfg.spec_config
+    pitches = torch.tensor([48, 55, 60, 67, 72, 79] * 4)
+    level = torch.linspace(0.2, 0.8, pitches.shape[0])[:, None]
+    audio = sawtooth(midi_to_hz(pitches), spec.samples / SR, SR) * level
+    raw = audio_to_image(audio, spec)
+    norm = ImageNormalizer.fit(raw, spec)
+    return norm.normalize(raw), pitches, norm
+
+
+def test_fast_training_lowers_discriminator_separation_and_gives_finite_audio():
+    cfg = _tiny_cfg(n_stages=1, channels=(16,), aux_weight=1.0)  # the adversarial game, pitch head light
+    images, pitches, norm = _tiny_data(cfg)
+    model = GANSynth(cfg, norm, seed=0)
+    trainer = GANSynthTrainer(model, images, pitches, TrainConfig(steps_per_stage=(30,), batch_size=8, seed=0))
+    z = model.sample_latents(12, seed=99)
+    trainer.warmup_discriminator(15)
+    before = critic_separation(model, images[:12], pitches[:12], z)
+    history = trainer.train(progress=False)
+    after = critic_separation(model, images[:12], pitches[:12], z)
+    assert before > 0.7, before  # the warmed-up critic separates the fixed real batch
+    assert after < before - 0.3, (before, after)
+    assert len(history) == 30 and all(math.isfinite(h["d_loss"]) and math.isfinite(h["g_loss"]) for h in history)
+    audio = model.generate(pitches[:4].tolist())
+    assert audio.shape == (4, cfg.spec_config.samples)
+    assert bool(torch.isfinite(audio).all()) and float(audio.abs().max()) <= 1.0
+
+
+def test_progressive_schedule_and_ns_r1_loss():
+    cfg = _tiny_cfg(loss="ns-r1")
+    images, pitches, norm = _tiny_data(cfg)
+    model = GANSynth(cfg, norm, seed=1)
+    trainer = GANSynthTrainer(model, images, pitches, TrainConfig(steps_per_stage=(2, 4, 4), batch_size=4))
+    assert [trainer.schedule(s) for s in (0, 1, 2, 3, 4, 6, 9)] == \
+        [(0, 1.0), (0, 1.0), (1, 0.0), (1, 0.5), (1, 1.0), (2, 0.0), (2, 1.0)]
+    hist = trainer.train(progress=False)
+    assert [h["stage"] for h in hist] == [0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert all(math.isfinite(h["d_loss"]) for h in hist)
+    assert model.stage == 2 and model.alpha == 1.0
+
+
+def test_checkpoint_round_trip_and_generation_helpers(tmp_path):
+    cfg = _tiny_cfg()
+    images, pitches, norm = _tiny_data(cfg)
+    model = GANSynth(cfg, norm, seed=4)
+    path = model.save(tmp_path / "g.pt")
+    loaded = load_gansynth(path)
+    a = model.generate([60, 72], seed=5)
+    assert torch.allclose(loaded.generate([60, 72], seed=5), a)
+    path_notes = loaded.interpolate(60, n=3, seed=7)
+    z = loaded.sample_latents(2, seed=7)
+    assert torch.allclose(path_notes[0], loaded.generate([60], z=z[:1])[0], atol=1e-4)
+    assert torch.allclose(path_notes[-1], loaded.generate([60], z=z[1:])[0], atol=1e-4)
+    sweep = loaded.pitch_sweep([48, 60, 72], seed=1)
+    assert sweep.shape == (3, cfg.spec_config.samples)
+    with pytest.raises(FileNotFoundError):
+        load_gansynth(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_gansynth(bad)
+
+
+def test_build_fits_the_normaliser_on_the_preset_geometry():
+    pitches = torch.tensor([40, 52, 64, 76])
+    audio = sawtooth(midi_to_hz(pitches), 0.3, SR) * 0.5  # longer than the preset: cut to 0.25 s
+    model, images = build("fast", audio, kind="mel_if")
+    assert images.shape == (4, *model.spec.image_shape) == (4, 2, 128, 64)
+    assert float(images.abs().max()) <= 1.0 + 1e-5
+    assert model.spec.kind == "mel_if" and model.cfg.n_stages == len(model.cfg.channels)
+
+
+def test_resume_continues_exactly_and_generator_only_files_are_smaller(tmp_path):
+    cfg = _tiny_cfg(n_stages=2, channels=(8, 8))
+    images, pitches, norm = _tiny_data(cfg)
+    tc = TrainConfig(steps_per_stage=(3, 3), batch_size=4, seed=3)
+    model = GANSynth(cfg, norm, seed=2)
+    trainer = GANSynthTrainer(model, images, pitches, tc)
+    trainer.train(3, progress=False)
+    path = trainer.save(tmp_path / "run.pt")
+    trainer.train(progress=False)
+    fresh = GANSynth(cfg, norm, seed=9)
+    again = GANSynthTrainer(fresh, images, pitches, tc)
+    again.resume(path)
+    assert again.step == 3 and len(again.history) == 3
+    again.train(progress=False)
+    for a, b in zip(model.generator.parameters(), fresh.generator.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    small = model.save(tmp_path / "g_only.pt", include_discriminator=False)
+    assert small.stat().st_size < path.stat().st_size
+    loaded = load_gansynth(small)
+    assert not loaded.has_discriminator
+    assert torch.allclose(loaded.generate([60], seed=0), model.generate([60], seed=0), atol=1e-6)
+
+
+def test_training_notes_keep_the_gansynth_pitch_range_and_splits():
+    from course_lib.models.gansynth import training_notes
+
+    audio, pitches, examples = training_notes(0.1, "all", pitch_step=7)
+    assert audio.shape == (len(examples), 1600) and pitches.shape == (len(examples),)
+    assert int(pitches.min()) >= 24 and int(pitches.max()) <= 84
+    assert float(audio.abs().max()) > 0.05  # notes, not silence
+    train_audio, _, train_ex = training_notes(0.1, "train", pitch_step=7)
+    test_audio, _, test_ex = training_notes(0.1, "test", pitch_step=7)
+    assert 0 < len(test_ex) < len(train_ex) < len(examples)
+    assert not {e.note_str for e in train_ex} & {e.note_str for e in test_ex}
+    with pytest.raises(ValueError, match="split"):
+        training_notes(0.1, "holdout")

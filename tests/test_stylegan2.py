@@ -1,0 +1,189 @@
+"""StyleGAN2 pieces: demodulation, style mixing, truncation, EMA, R1, shapes, and FAST training to audio."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib.models import stylegan2 as sg
+from course_lib.spectral import MelConfig, log_mel
+
+TINY_MEL = MelConfig(n_mels=16)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and do not fight parallel test workers) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(**kw) -> sg.StyleGAN2Config:
+    base = dict(image_size=(16, 128), n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mapping_layers=2,
+                mbstd_group=2)
+    return sg.StyleGAN2Config(**{**base, **kw})
+
+
+def test_demodulation_keeps_unit_variance_and_fused_matches():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 64, 20, 20, generator=g)
+    weight = torch.randn(32, 64, 3, 3, generator=g) * 0.37
+    styles = torch.exp(torch.randn(8, 64, generator=g)) * 2.0
+    y = sg.modulated_conv2d(x, weight, styles, demodulate=True, padding=0)
+    assert y.shape == (8, 32, 18, 18)
+    assert 0.9 < float(y.var()) < 1.1
+    # per sample and per output channel, not only on average
+    per = y.var(dim=(2, 3))
+    assert float(per.min()) > 0.6 and float(per.max()) < 1.5
+    y_mod = sg.modulated_conv2d(x, weight, styles, demodulate=False, padding=0)
+    assert float(y_mod.var()) > 3.0  # without demodulation the styles' scale leaks into the output
+    y_fused = sg.modulated_conv2d(x, weight, styles, demodulate=True, padding=0, fused=True)
+    torch.testing.assert_close(y, y_fused, rtol=1e-4, atol=1e-4)
+
+
+def test_style_mixing_uses_both_styles_at_the_switch_point():
+    torch.manual_seed(0)
+    G = sg.Generator(tiny_config())
+    z1, z2 = torch.randn(2, 16), torch.randn(2, 16)
+    seen: dict[int, torch.Tensor] = {}
+    hooks = [layer.conv.affine.register_forward_hook(lambda m, inp, out, i=i: seen.__setitem__(i, inp[0].detach()))
+             for i, layer in G.style_layers()]
+    switch = 3
+    with torch.no_grad():
+        mixed = G(z1, mix_z=z2, mix_cutoff=switch, noise_mode="const")
+        w1, w2 = G.mapping_net(z1), G.mapping_net(z2)
+    for h in hooks:
+        h.remove()
+    assert sorted(seen) == list(range(G.num_ws))
+    for i, w_in in seen.items():
+        torch.testing.assert_close(w_in, w1 if i < switch else w2)
+    with torch.no_grad():
+        pure1 = G(z1, noise_mode="const")
+        pure2 = G(z2, noise_mode="const")
+    assert float((mixed - pure1).abs().max()) > 1e-4 and float((mixed - pure2).abs().max()) > 1e-4
+    with pytest.raises(ValueError):
+        sg.mix_styles(w1, w2, G.num_ws + 1, G.num_ws)
+
+
+def test_truncation_psi_zero_gives_the_mean_output():
+    torch.manual_seed(1)
+    G = sg.Generator(tiny_config()).eval()
+    G.mapping_net.update_w_avg(G.mapping_net(torch.randn(64, 16)), beta=0.0)
+    assert float(G.mapping_net.w_avg.abs().sum()) > 0
+    with torch.no_grad():
+        out = G(torch.randn(4, 16), truncation_psi=0.0, noise_mode="const")
+        mean = G.synthesis(G.mapping_net.w_avg.expand(1, G.num_ws, -1), noise_mode="const")
+        free = G(torch.randn(4, 16), truncation_psi=1.0, noise_mode="const")
+    torch.testing.assert_close(out, mean.expand_as(out), rtol=1e-5, atol=1e-5)
+    assert sg.sample_diversity(out) < 1e-5 < sg.sample_diversity(free)
+
+
+def test_ema_parameters_move_toward_the_generator():
+    torch.manual_seed(2)
+    G = sg.Generator(tiny_config())
+    ema = sg.make_ema(G)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p))
+        G.mapping_net.w_avg.fill_(0.5)
+    before = [float((pe - p).detach().norm()) for pe, p in zip(ema.parameters(), G.parameters())]
+    sg.ema_update(ema, G, beta=0.9)
+    after = [float((pe - p).detach().norm()) for pe, p in zip(ema.parameters(), G.parameters())]
+    for b, a in zip(before, after):
+        assert a == pytest.approx(0.9 * b, rel=1e-4, abs=1e-6)
+    assert torch.equal(ema.mapping_net.w_avg, G.mapping_net.w_avg)
+    assert sg.ema_beta(8, 8) == pytest.approx(0.5)
+
+
+def test_r1_penalty_equals_the_squared_gradient_norm():
+    a = torch.tensor([[1.0, -2.0], [0.5, 3.0]]).reshape(1, 1, 2, 2)
+    x = torch.randn(3, 1, 2, 2, requires_grad=True)
+    logits = (x * a).flatten(1).sum(1) + (x ** 2).flatten(1).sum(1)
+    r1 = sg.r1_penalty(x, logits)
+    expected = ((a + 2 * x) ** 2).flatten(1).sum(1).mean()
+    assert float(r1.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    with pytest.raises(ValueError):
+        sg.r1_penalty(x.detach(), logits)
+
+
+def test_losses_and_path_length():
+    logits = torch.tensor([0.0, 2.0])
+    assert float(sg.g_nonsaturating_loss(logits)) == pytest.approx((math.log(2) + math.log1p(math.exp(-2))) / 2)
+    assert float(sg.d_logistic_loss(logits, logits)) == pytest.approx(
+        (math.log(2) + math.log1p(math.exp(2))) / 2 + (math.log(2) + math.log1p(math.exp(-2))) / 2)
+    # images linear in ws: the path length is |A^T y| / sqrt(HW), known in closed form
+    ws = torch.randn(2, 3, 4, requires_grad=True)
+    A = torch.randn(4, 6)
+    images = (ws.mean(1) @ A).reshape(2, 1, 2, 3)
+    y = torch.randn(2, 1, 2, 3)
+    pen, new_mean = sg.path_length_penalty(images, ws, torch.zeros(()), decay=1.0, noise=y)
+    grad_w = (y.reshape(2, 6) / math.sqrt(6)) @ A.T / 3  # d/dws of sum(images * y) per style
+    lengths = (grad_w.square().sum(1)).sqrt()
+    assert float(new_mean) == pytest.approx(float(lengths.mean()), rel=1e-5)
+    assert float(pen) == pytest.approx(float((lengths - lengths.mean()).square().mean()), rel=1e-4, abs=1e-7)
+
+
+def test_nonsquare_shapes_and_mel_image_round_trip():
+    cfg = sg.StyleGAN2Config(image_size=(80, 128), n_up=4, channels=(8, 8, 8, 8, 8), z_dim=8, w_dim=8,
+                             mapping_layers=1)
+    assert cfg.base_size == (5, 8) and cfg.num_ws == 10
+    G, D = sg.Generator(cfg), sg.Discriminator(cfg)
+    img = G(torch.randn(2, 8))
+    assert img.shape == (2, 1, 80, 128)
+    assert D(img).shape == (2,)
+    spec = sg.MelImageSpec()
+    assert spec.frames == 125 and spec.size == (80, 128)
+    x = 0.3 * torch.sin(2 * math.pi * 440 * torch.arange(32000) / 16000).unsqueeze(0)
+    m = log_mel(x, spec.mel)
+    im = spec.to_image(m)
+    assert im.shape == (1, 1, 80, 128) and float(im.min()) >= -1.0 - 1e-6
+    torch.testing.assert_close(spec.to_mel(im), m[..., :125])
+    torch.testing.assert_close(im[..., 125:], im[..., :3])  # wrapped loop start
+    with pytest.raises(ValueError):
+        sg.StyleGAN2Config(image_size=(80, 126), n_up=4, channels=(8,) * 5)
+    with pytest.raises(ValueError):
+        D(torch.zeros(2, 1, 64, 128))
+    with pytest.raises(ValueError):
+        spec.to_image(m[:, :40])
+
+
+def test_minibatch_stddev_measures_spread_within_groups():
+    x = torch.zeros(4, 2, 3, 3)
+    x[2:] = 2.0  # groups are (0, 2) and (1, 3): spread 1 each
+    y = sg.minibatch_stddev(x, group_size=2)
+    assert y.shape == (4, 3, 3, 3)
+    torch.testing.assert_close(y[:, 2], torch.ones(4, 3, 3), atol=1e-3, rtol=0)
+    assert float(sg.minibatch_stddev(torch.ones(4, 2, 3, 3), 4)[:, 2].max()) < 1e-3
+
+
+def test_fast_training_produces_finite_audio_of_the_exact_loop_length(tmp_path):
+    from course_lib.models.melgan import MelGANConfig, MelGANGenerator
+    from course_lib.train.gan import get_config, train_gan
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(32000) / 16000
+    data = torch.stack([0.3 * torch.sin(2 * math.pi * f * t) * (torch.rand(1, generator=g) + 0.5)
+                        for f in (220.0, 330.0, 440.0, 550.0)])
+    cfg = get_config("stylegan2", "fast", steps=3, batch_size=2, mel=TINY_MEL.to_dict(), progress=False,
+                     arch=dict(n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mbstd_group=2),
+                     out_dir=str(tmp_path / "run"), log_every=1)
+    res = train_gan(cfg, data=data)
+    assert res.steps_done == 3 and len(res.history) == 3
+    assert all(math.isfinite(v) for row in res.history for v in row.values())
+    G, spec = sg.load_generator(tmp_path / "run" / "generator.pt")
+    torch.manual_seed(0)
+    vocoder = MelGANGenerator(MelGANConfig(n_mels=16, channels=16)).eval()
+    audio = sg.generate_audio(G, spec, 3, vocoder=vocoder, seed=5)
+    assert audio.shape == (3, 32000) and torch.isfinite(audio).all() and float(audio.abs().max()) <= 1.0
+    gl = sg.generate_audio(G, spec, 1, vocoder=None, seed=5)
+    assert gl.shape == (1, 32000) and torch.isfinite(gl).all()
+    paths = sg.export_loops(tmp_path / "wav", audio, 16000)
+    import soundfile as sf
+
+    assert [sf.info(str(p)).frames for p in paths] == [32000] * 3
+    with pytest.raises(FileNotFoundError):
+        sg.load_generator(tmp_path / "missing.pt")

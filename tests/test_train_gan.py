@@ -1,0 +1,106 @@
+"""The GAN training loop: DDP with 2 CPU processes equals one process with the doubled batch; resume; CLI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib.spectral import MelConfig
+from course_lib.train import ddp
+from course_lib.train.gan import GANConfig, get_config, train_gan, train_worker
+
+TINY = dict(mel=MelConfig(n_mels=16).to_dict(), progress=False, log_every=1,
+            arch=dict(n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mapping_layers=2, mbstd_group=0))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and do not fight parallel test workers) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def loops(n: int = 8, samples: int = 32000) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    t = torch.arange(samples) / 16000
+    f = 100 + 900 * torch.rand(n, 1, generator=g)
+    return 0.5 * torch.sin(2 * math.pi * f * t) * torch.rand(n, 1, generator=g)
+
+
+def max_diff(a: dict, b: dict) -> float:
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+def test_ddp_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
+    data = loops()
+    cfg = get_config("stylegan2", "fast", steps=3, batch_size=2, r1_interval=2, lr_g=1e-3, lr_d=1e-3, threads=1, **TINY)
+    ddp.launch_local(train_worker, 2, args=(cfg, data, str(tmp_path)))
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=False)
+    # DDP averages gradients across ranks: both hold exactly the same weights
+    assert max_diff(r0["G"], r1["G"]) == 0.0 and max_diff(r0["D"], r1["D"]) == 0.0
+    single = train_gan(GANConfig(**{**cfg.to_dict(), "batch_size": 4}), data=data)
+    g1, d1 = single.generator.state_dict(), single.discriminator.state_dict()
+    init = train_gan(GANConfig(**{**cfg.to_dict(), "steps": 0}), data=data).generator.state_dict()
+    moved = max_diff(g1, init)
+    assert moved > 1e-3  # training changed the weights ...
+    assert max_diff(r0["G"], g1) < 1e-4 and max_diff(r0["D"], d1) < 1e-4  # ... identically up to rounding
+    for a, b in zip(r0["history"], single.history):
+        assert a["d_loss"] == pytest.approx(b["d_loss"], rel=1e-4) and a["g_loss"] == pytest.approx(b["g_loss"], rel=1e-4)
+
+
+def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
+    data = loops(4)
+    cfg = get_config("stylegan2", "fast", steps=4, batch_size=2, r1_interval=2, pl_weight=1.0, pl_interval=2, **TINY)
+    straight = train_gan(cfg, data=data)
+    part = GANConfig(**{**cfg.to_dict(), "steps": 2, "out_dir": str(tmp_path)})
+    train_gan(part, data=data)
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "history.json").is_file()
+    resumed = train_gan(GANConfig(**{**part.to_dict(), "steps": 4}), data=data)
+    assert resumed.steps_done == 4 and [r["step"] for r in resumed.history] == [1, 2, 3, 4]
+    assert max_diff(straight.generator.state_dict(), resumed.generator.state_dict()) < 1e-6
+    assert max_diff(straight.ema.state_dict(), resumed.ema.state_dict()) < 1e-6
+
+
+def test_config_presets_and_errors():
+    cfg = get_config("stylegan2", "lecture", steps=7, arch=dict(z_dim=64))
+    assert cfg.steps == 7 and cfg.arch["z_dim"] == 64 and cfg.arch["channels"] == (64, 64, 64, 32, 32)
+    assert get_config("melgan", "full").adv_start > 0
+    with pytest.raises(ValueError):
+        get_config("stylegan3")
+    with pytest.raises(ValueError):
+        get_config("melgan", "fast", not_a_field=1)
+    with pytest.raises(ValueError):
+        train_gan(get_config("melgan", "fast", segment=1000), data=loops(4))  # not a multiple of the hop
+    with pytest.raises(ValueError):
+        train_gan(get_config("stylegan2", "fast", batch_size=8, **TINY), data=loops(4))  # fewer items than a batch
+
+
+def test_cli_trains_and_writes_a_generator(tmp_path, capsys):
+    import json
+
+    from course_lib.train.__main__ import main
+    from course_lib.train import gan
+
+    data = loops(4)
+    orig = gan.load_training_data
+    gan.load_training_data = lambda cfg: data
+    try:
+        rc = main(["stylegan2", "--steps", "1", "--batch-size", "2", "--out", str(tmp_path), "--no-progress",
+                   "--set", "mel={'n_mels': 16}", "--set", "arch.n_up=3", "--set", "arch.channels=(8, 8, 8, 8)"])
+    finally:
+        gan.load_training_data = orig
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["steps"] == 1 and (tmp_path / "generator.pt").is_file()
+
+
+def test_time_budget_stops_early_and_logs_the_last_step():
+    cfg = get_config("stylegan2", "fast", steps=50, batch_size=2, max_seconds=0.0, **{**TINY, "log_every": 10})
+    res = train_gan(cfg, data=loops(4))
+    assert res.steps_done == 1 and [r["step"] for r in res.history] == [1]
+    assert res.history[0]["g_grad"] > 0
