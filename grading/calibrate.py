@@ -102,7 +102,7 @@ def calibrate(out_dir: Path, checkpoints: dict[str, Path] | None = None, policy:
     names = [r["condition"] for r in rows]
     y = np.arange(len(rows))
     fad = np.array([r["fad"] for r in rows])
-    err = np.array([[r["fad"] - r["fad_ci"][0], r["fad_ci"][1] - r["fad"]] for r in rows]).T
+    err = np.clip(np.array([[r["fad"] - r["fad_ci"][0], r["fad_ci"][1] - r["fad"]] for r in rows]).T, 0, None)
     a.barh(y, fad, xerr=err)
     for limit, pts in policy.fad_rows:
         a.axvline(limit, ls="--", c="k", lw=0.8)

@@ -141,6 +141,18 @@ def test_fad_bootstrap_interval_brackets_mean_shift():
     assert 0 < ci.high - ci.low < 1.0
 
 
+def test_fad_bootstrap_interval_brackets_the_sample_fad_when_resampling_is_biased():
+    """Few clips in many dimensions: resamples look less diverse, so their FAD runs high."""
+    rng = np.random.default_rng(3)
+    d = 64
+    ref = GaussianStats(np.zeros(d), np.eye(d), 10**6)
+    gen = rng.standard_normal((100, d))
+    point = fad_from_embeddings(ref, gen)
+    ci = fad_bootstrap(ref, gen, n_boot=60, seed=0)
+    assert ci.bias > 0.1 * point  # the raw percentile interval would miss the point estimate
+    assert ci.low <= point <= ci.high
+
+
 # ----------------------------------------------------------------------------- IS
 
 def test_inception_score_extremes():

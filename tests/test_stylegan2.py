@@ -13,14 +13,6 @@ from course_lib.spectral import MelConfig, log_mel
 TINY_MEL = MelConfig(n_mels=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and do not fight parallel test workers) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_config(**kw) -> sg.StyleGAN2Config:
     base = dict(image_size=(16, 128), n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mapping_layers=2,

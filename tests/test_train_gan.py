@@ -15,14 +15,6 @@ TINY = dict(mel=MelConfig(n_mels=16).to_dict(), progress=False, log_every=1,
             arch=dict(n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mapping_layers=2, mbstd_group=0))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and do not fight parallel test workers) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def loops(n: int = 8, samples: int = 32000) -> torch.Tensor:
     g = torch.Generator().manual_seed(3)

@@ -27,15 +27,6 @@ RATES = (0.5, 0.8, 1.25, 2.0)
 
 
 # ----------------------------------------------------------------------------- signals and measures
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test signals are tiny: one intra-op thread avoids OpenMP spin-waiting on a busy CI machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def notes() -> torch.Tensor:
     """A harmonic tone at 220 Hz and a Karplus-Strong note at 196 Hz, 0.6 s each: (2, 9600)."""

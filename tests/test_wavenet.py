@@ -28,14 +28,6 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: one intra-op thread is fastest and keeps shared CI cores free."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _conditioning(cfg: WaveNetConfig, batch: int, samples: int, per_sample: bool = True) -> dict:
     g = torch.Generator().manual_seed(5)
