@@ -1,9 +1,13 @@
 """``autograde``: nbgrader on one submission at a time, with a wall-clock and a memory limit.
 
 Each student runs in its own ``nbgrader autograde`` process (and so its own kernel) with
-``RLIMIT_AS`` set, so a notebook that loops forever or exhausts memory costs that student the
-code points of the cells that did not finish — nobody else's. nbgrader restores locked and
-test cells from the gradebook, so edited or deleted test cells do not change a grade.
+``RLIMIT_AS`` set, so nothing a notebook does reaches another student. nbgrader restores locked
+and test cells from the gradebook, so edited or deleted test cells do not change a grade.
+
+Policy, deterministic whatever the timing: a cell that runs past the per-cell time-out scores 0
+and the notebook goes on; a notebook that exhausts the memory limit scores 0 for **all** its code
+cells (whether its kernel died or survived a ``MemoryError`` depends on timing, the grade must not),
+with the reason in its feedback. Loop quality is scored from the WAVs either way.
 """
 
 from __future__ import annotations
@@ -56,7 +60,40 @@ def autograde_student(course_dir: Path, student: str, force: bool = False, memor
     notebook = Path(course_dir) / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     ok = result.returncode == 0 and notebook.exists()
     message = "" if ok else _explain_failure(log, memory_mb)
+    if ok:
+        culprit = _memory_error_cell(notebook)
+        if culprit is not None:
+            zero_code_cells(course_dir, student)
+            ok, message = False, (f"the notebook exhausted the memory limit ({memory_mb} MB) in cell "
+                                  f"'{culprit}'; all code cells score 0")
     return AutogradeResult(student, ok, time.perf_counter() - start, message)
+
+
+def _memory_error_cell(notebook: Path) -> str | None:
+    """The id of the first cell whose output is a MemoryError, if any."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and out.get("ename") == "MemoryError":
+                return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}"
+    return None
+
+
+def zero_code_cells(course_dir: Path, student: str) -> None:
+    """Set every autograded cell of ``student``'s notebook to 0 points in the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from grading.course import NOTEBOOK, db_url
+
+    with Gradebook(db_url(course_dir), course_id="music-synthesis") as gb:
+        try:
+            nb = gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
+        except MissingEntry:
+            return
+        for grade in nb.grades:
+            if grade.auto_score is not None:
+                grade.auto_score = 0.0
+        gb.db.commit()
 
 
 def _explain_failure(log: str, memory_mb: int) -> str:
@@ -73,7 +110,8 @@ def _explain_failure(log: str, memory_mb: int) -> str:
 
 
 def already_autograded(course_dir: Path, student: str) -> bool:
-    return (Path(course_dir) / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()
+    """True once a student has been through autograding (successfully or not): re-runs skip them."""
+    return (Path(course_dir) / "logs" / "autograde" / f"{student}.json").is_file()
 
 
 def save_result(course_dir: Path, result: AutogradeResult) -> None:

@@ -10,7 +10,9 @@ What is left out, with a line in the collect log (and in that student's feedback
 absolute paths or ``..`` (path traversal), symlinks and files larger than the per-file cap are
 skipped (the rest of the submission is unpacked); an inner zip whose unpacked size passes the
 per-submission cap (a zip bomb) or that cannot be read is refused whole.
-Several submissions of one student: the latest timestamp wins; the others are logged.
+Several submissions of one student: the latest timestamp wins; the others are logged. A student
+whose latest submission is the one already collected is left as it is (grades kept); a newer
+one replaces it and is autograded and scored anew.
 Student ids are normalised to ``[A-Za-z0-9_.-]`` (accents dropped, other characters to ``_``);
 the mapping is logged, and two ids that normalise alike are kept apart with a suffix.
 """
@@ -192,11 +194,18 @@ def collect(lms_zip: Path, course_dir: Path, assignment: str = ASSIGNMENT) -> Co
         if sid != raw_id:
             log.notes.append(f"student id {raw_id!r} stored as {sid!r}")
         dest = course_dir / "submitted" / sid / assignment
+        previous = dest / ".collected.json"
+        if previous.is_file() and json.loads(previous.read_text(encoding="utf-8")).get("source") == info.filename:
+            log.accepted[sid] = info.filename
+            log.notes.append(f"{sid}: unchanged since the last collect ({info.filename}); kept as graded")
+            continue
         refusals, skipped = extract_submission(outer.read(info), dest, info.filename)
         if refusals:
             log.refused.extend(refusals)
             continue
         log.notes.extend(f"{sid}: skipped {s}" for s in skipped)
+        for stale in (course_dir / "logs" / "autograde" / f"{sid}.json", course_dir / "scores" / f"{sid}.json"):
+            stale.unlink(missing_ok=True)  # a new submission is graded anew (a TA's override still stands)
         (dest / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), encoding="utf-8")
         (dest / ".collected.json").write_text(json.dumps({"source": info.filename, "student_raw_id": raw_id,
                                                            "timestamp": when.isoformat(), "skipped": skipped}),

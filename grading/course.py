@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 GRADING = Path(__file__).resolve().parent
@@ -32,6 +33,9 @@ def nbgrader(args: list[str], course_dir: Path, timeout: float | None = None,
              env: dict[str, str] | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
     """Run ``nbgrader ARGS`` in ``course_dir`` (with this Python), capturing its output."""
     full_env = {**os.environ, **(env or {})}
+    # one numba cache per worker thread: parallel kernels filling one fresh cache can crash
+    # (librosa compiles with cache=True); a thread runs one nbgrader at a time
+    full_env.setdefault("NUMBA_CACHE_DIR", str(Path(course_dir) / ".cache" / f"numba-{threading.get_ident()}"))
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "nbgrader", *args]
     # its own session, so that a timeout kills nbgrader *and* the kernel it started

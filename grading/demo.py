@@ -10,7 +10,8 @@ student is an inner zip of an LMS bulk download, exactly as ``collect`` expects:
 ``collapse``        solutions; one real loop repeated (mode collapse)
 ``copycat``         solutions; training loops with gain, light noise and a time shift
 ``cheater``         solutions with test cells emptied and the metrics monkeypatched; noise loops
-``hog``             a solution cell that never returns and one that exhausts memory; silence
+``hog_time``        a solution cell that never returns (time-out); silence
+``hog_memory``      a solution cell that exhausts the memory limit; silence
 ``Zoë O'Brien``     blank notebook; real loops with a symlink, a corrupted and a non-audio .wav
 ==================  ===================================================================
 """
@@ -73,9 +74,13 @@ def _cheat(nb: dict) -> None:
     nb["cells"].insert(2, hack)
 
 
-def _hog(nb: dict) -> None:
-    """A solution that never returns, and one that allocates until the memory limit stops it."""
+def _hog_time(nb: dict) -> None:
+    """A solution cell that never returns."""
     _cell(nb, "modconv")["source"] = "import time\nwhile True:\n    time.sleep(0.1)\n"
+
+
+def _hog_memory(nb: dict) -> None:
+    """A solution cell that allocates until the memory limit stops it."""
     _cell(nb, "mapping")["source"] = "blocks = []\nwhile True:\n    blocks.append(bytearray(256 * 1024 * 1024))\n"
 
 
@@ -113,7 +118,7 @@ def build_demo_class(out_dir: Path, n_loops: int, preset: str, checkpoint: Path 
     """Write ``out_dir/lms_download.zip`` holding the demo class (``n_loops`` loops per student).
 
     ``checkpoint``: the generator whose loops ``ref_solution`` hands in (default: an untrained one).
-    ``include_slow``: add the ``hog`` student (it costs a cell time-out per run).
+    ``include_slow``: add the ``hog_time`` student (it costs a cell time-out per run).
     """
     from course_lib.data.datasets import LoopDataset
     from course_lib.hw2 import generate_loops
@@ -152,9 +157,10 @@ def build_demo_class(out_dir: Path, n_loops: int, preset: str, checkpoint: Path 
              "loops/loop_001.wav": _wav(held_out[1], sr)[:1000], "loops/loop_002.wav": b"not audio" * 100},
             symlinks={"loops/loop_000.wav": "/etc/passwd"}),
     }
+    silence = {f"loops/loop_{i:03d}.wav": _wav(np.zeros(2 * sr), sr) for i in range(n_loops)}
+    students["hog_memory"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, _hog_memory), **silence})
     if include_slow:
-        students["hog"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, _hog),
-                                       **{f"loops/loop_{i:03d}.wav": _wav(np.zeros(2 * sr), sr) for i in range(n_loops)}})
+        students["hog_time"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, _hog_time), **silence})
     download = out_dir / "lms_download.zip"
     with zipfile.ZipFile(download, "w") as z:
         for sid, data in students.items():

@@ -16,3 +16,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _private_numba_cache() -> None:
+    """Give each pytest-xdist worker its own numba cache.
+
+    librosa compiles numba functions with ``cache=True``; two workers filling one fresh cache
+    directory at the same time can read a half-written file and crash (a segfault seen on a
+    fresh virtual environment). Set before any test module imports librosa.
+    """
+    import os
+    import tempfile
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "NUMBA_CACHE_DIR" not in os.environ:
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"course-numba-cache-{worker}")
+
+
+_private_numba_cache()

@@ -180,3 +180,21 @@ def test_policy_maps_metrics_to_points_monotonically(tmp_path):
     bad.write_text("[submission]\nn_loops = 3\n")
     with pytest.raises(ValueError, match="t.toml"):
         load_policy(bad)
+
+
+def test_recollect_keeps_unchanged_submissions_and_regrades_new_ones(tmp_path):
+    course = tmp_path / "course"
+    first = lms_zip(tmp_path / "a.zip", {"amy__20261101T100000.zip": inner_zip({"hw2/hw2.ipynb": b"{}"}),
+                                         "ben__20261101T100000.zip": inner_zip({"hw2/hw2.ipynb": b"{}"})})
+    collect.collect(first, course)
+    for sid in ("amy", "ben"):  # as if both had been autograded and scored
+        for path in (course / "logs" / "autograde" / f"{sid}.json", course / "scores" / f"{sid}.json"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+    second = lms_zip(tmp_path / "b.zip", {"amy__20261101T100000.zip": inner_zip({"hw2/hw2.ipynb": b"{}"}),
+                                          "ben__20261103T100000.zip": inner_zip({"hw2/hw2.ipynb": b'{"new": 1}'})})
+    log = collect.collect(second, course)
+    assert any("amy: unchanged" in n for n in log.notes)
+    assert (course / "scores" / "amy.json").exists() and (course / "logs" / "autograde" / "amy.json").exists()
+    assert not (course / "scores" / "ben.json").exists() and not (course / "logs" / "autograde" / "ben.json").exists()
+    assert (course / "submitted" / "ben" / "hw2" / "hw2.ipynb").read_bytes() == b'{"new": 1}'

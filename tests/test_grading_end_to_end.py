@@ -128,11 +128,21 @@ def test_cheating_in_the_kernel_changes_nothing(graded_class):
     assert rep.fad_points == 0 and rep.is_points == 0 and s["quality"] == 0
 
 
-def test_endless_and_memory_hungry_cells_cost_only_their_points(graded_class):
+def test_an_endless_cell_costs_only_its_points(graded_class):
     course_dir, outcomes, _ = graded_class
-    s, rep = scores(course_dir)["hog"], report(course_dir, "hog")
-    assert s["code"] == 18  # r1 (10) + export (8) still pass; modconv and mapping score 0
+    s, rep = scores(course_dir)["hog_time"], report(course_dir, "hog_time")
+    assert s["code"] == 28  # modconv (12) timed out; mapping, r1 and export still pass
     assert rep.points == 0 and any("silent" in p for p in rep.problems)
+
+
+def test_exhausting_memory_zeroes_the_code_cells_deterministically(graded_class):
+    from grading.autograde import load_result
+
+    course_dir, outcomes, _ = graded_class
+    assert scores(course_dir)["hog_memory"]["code"] == 0
+    message = load_result(course_dir, "hog_memory").message
+    assert "memory" in message
+    assert "memory" in (course_dir / "feedback" / "hog_memory" / "hw2" / "report.html").read_text(encoding="utf-8")
 
 
 def test_odd_id_symlink_and_corrupt_files(graded_class):
