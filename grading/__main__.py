@@ -29,12 +29,20 @@ def _course(p: str) -> Path:
 def cmd_all(args) -> int:
     from grading.pipeline import run_all
 
-    outcomes = run_all(_course(args.course_dir), Path(args.download) if args.download else None, args.force,
+    from grading.gradebook import student_scores
+
+    course_dir = _course(args.course_dir)
+    outcomes = run_all(course_dir, Path(args.download) if args.download else None, args.force,
                        args.jobs, args.override_ta)
-    print(f"{'student':24s} {'autograde':40s} loop quality")
+    scores = student_scores(course_dir)
+    print(f"\n{'student':20s} {'code':>5s} {'quality':>8s} {'written':>8s} {'total':>6s}  notes")
     for o in outcomes:
-        print(f"{o.student:24s} {o.autograde[:40]:40s} {o.quality}")
-    print(f"grades: {_course(args.course_dir) / 'grades.csv'}")
+        s = scores.get(o.student, {})
+        note = "" if o.autograde == "ok" else o.autograde[:60]
+        print(f"{o.student:20s} {s.get('code', 0):5g} {s.get('quality', 0):8g} {s.get('written', 0):8g} "
+              f"{s.get('total', 0):6g}  {note}")
+    print("(written answers wait for a TA in formgrader)")
+    print(f"grades: {course_dir / 'grades.csv'}; feedback: {course_dir / 'feedback'}/<student>/hw2/report.html")
     return 0
 
 

@@ -36,7 +36,10 @@ def _cells_table(course_dir: Path, student: str) -> str:
             return "<p><b>No autograded notebook:</b> the code and written parts could not be graded.</p>"
         for grade in sorted(nb.grades, key=lambda g: g.cell.name):
             score = grade.score if grade.score is not None else 0.0
-            status = "needs a TA" if grade.needs_manual_grade else ("full" if score >= grade.max_score else "partial")
+            if grade.needs_manual_grade:
+                status = "waits for a TA"
+            else:
+                status = "full" if score >= grade.max_score else ("partial" if score > 0 else "none")
             rows.append(f"<tr><td>{html.escape(grade.cell.name)}</td><td>{score:g} / {grade.max_score:g}</td>"
                         f"<td>{status}</td></tr>")
     return ("<table><tr><th>graded cell</th><th>points</th><th></th></tr>" + "".join(rows) + "</table>")

@@ -13,8 +13,9 @@ c.CourseDirectory.course_id = "music-synthesis"
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
 
-# what students' folders may contain and what nbgrader copies around
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+# what nbgrader copies around: not the loops (the trusted scorer reads them from submitted/,
+# and copying 200 WAVs per student into autograded/ and feedback/ only costs disk)
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "loops", "regenerated"]
 c.CourseDirectory.max_file_size = 50_000  # kB: bigger files are not copied into autograded/
 
 # the stub students see in place of a solution

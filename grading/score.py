@@ -52,6 +52,7 @@ class ScoreReport:
     fad_points: float = 0.0
     is_points: float = 0.0
     usable_factor: float = 0.0
+    n_required: int = 0
     points: float = 0.0
     max_points: float = 0.0
     usable_names: list[str] = field(default_factory=list)
@@ -78,7 +79,7 @@ class ScoreReport:
         ci = f" (95% CI {self.fad_ci[0]:.2f}-{self.fad_ci[1]:.2f})" if self.fad_ci else ""
         return (f"Loop quality: {self.points:.1f} / {self.max_points:g} — FAD {self.fad:.2f}{ci} -> "
                 f"{self.fad_points:g} pts, IS {self.inception_score:.2f} -> {self.is_points:g} pts, "
-                f"x {self.usable_factor:.2f} for {self.n_usable}/{self.n_files or self.n_usable} usable loops.")
+                f"x {self.usable_factor:.2f} for {self.n_usable}/{self.n_required or self.n_files} usable loops.")
 
 
 def collect_notes(submission_dir: Path) -> list[str]:
@@ -101,7 +102,7 @@ def score_loops(loops_dir: Path, policy: Policy, assets: ReferenceAssets, studen
     start = time.perf_counter()
     torch.manual_seed(SEED)
     sub = policy.submission
-    report = ScoreReport(student=student, max_points=policy.quality_max)
+    report = ScoreReport(student=student, max_points=policy.quality_max, n_required=sub.n_loops)
     folder = validate.check_folder(Path(loops_dir), sub)
     report.n_files = len(folder.checks)
     report.n_valid = folder.n_usable
