@@ -74,8 +74,8 @@ class ScoreReport:
         if self.error:
             return f"Loop quality not scored: {self.error}"
         if self.fad is None:
-            return (f"Loop quality: 0 / {self.max_points:g} — only {self.n_usable} usable loops "
-                    f"(at least the minimum is required); see the feedback for each file's reason.")
+            return (f"Loop quality: 0 / {self.max_points:g} — only {self.n_usable} usable loops, too few to "
+                    f"score; the problems listed give each file's reason.")
         ci = f" (95% CI {self.fad_ci[0]:.2f}-{self.fad_ci[1]:.2f})" if self.fad_ci else ""
         return (f"Loop quality: {self.points:.1f} / {self.max_points:g} — FAD {self.fad:.2f}{ci} -> "
                 f"{self.fad_points:g} pts, IS {self.inception_score:.2f} -> {self.is_points:g} pts, "
