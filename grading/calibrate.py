@@ -27,20 +27,19 @@ from grading.reference import TRAINING_SEED, data_preset, load_reference_assets
 def _conditions(n: int, preset: str, checkpoints: dict[str, Path]) -> dict[str, torch.Tensor]:
     from course_lib.data.datasets import LoopDataset
     from course_lib.hw2 import generate_loops
+    from course_lib.metrics.calibration import calibration_conditions
 
     real = shuffled(LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio)
     training = shuffled(LoopDataset(split="all", preset=preset, seed=TRAINING_SEED, precompute_mel=False).audio)
     if real.shape[0] < n or training.shape[0] < n:
         raise ValueError(f"data preset {preset!r} has fewer than {n} loops; use a bigger preset")
-    g = torch.Generator().manual_seed(0)
     real = real[:n]
-    rms = real.pow(2).mean().sqrt()
     out = {"real loops (held out)": real}
     for name, path in checkpoints.items():
         out[f"generator: {name}"] = generate_loops(path, n, seed=0)
-    out["white noise"] = (torch.randn(real.shape, generator=g) * rms).clamp(-1, 1)
-    out["silence"] = torch.zeros_like(real)
-    out["one loop repeated"] = real[:1].expand_as(real).clone()
+    broken = calibration_conditions(real, seed=0)   # white noise, silence, one loop repeated
+    out.update({name: audio for name, audio in broken.items() if not name.startswith("real")})
+    g = torch.Generator().manual_seed(0)
     copies = torch.roll(training[:n], 3000, dims=1) * 0.7 + 0.001 * torch.randn(real.shape, generator=g)
     out["training loops copied"] = copies.clamp(-1, 1)
     return out

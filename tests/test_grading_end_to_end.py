@@ -191,3 +191,18 @@ def test_rerun_changes_nothing_and_keeps_a_ta_override(graded_class):
         again = json.loads(rep.to_json())
         again.pop("seconds"), reports_before[s].pop("seconds")
         assert again == reports_before[s], f"{s}: scoring is not deterministic"
+
+
+def test_calibration_table_separates_real_loops_from_broken_sets(graded_class, tmp_path):
+    from grading.calibrate import calibrate
+
+    md = calibrate(tmp_path / "calibration", checkpoints={}, preset="fast")
+    table = json.loads((md.parent / "calibration.json").read_text())
+    rows = {r["condition"]: r for r in table["rows"]}
+    assert rows["real loops (held out)"]["graded"]["points"] == 40
+    for broken in ("white noise", "silence", "one loop repeated", "training loops copied"):
+        assert rows[broken]["graded"]["points"] == 0, broken
+    assert rows["one loop repeated"]["graded"]["duplicates"] == N_LOOPS - 1
+    assert rows["training loops copied"]["graded"]["memorised"] == N_LOOPS
+    assert rows["white noise"]["fad"] > 3 * rows["real loops (held out)"]["fad"]
+    assert (md.parent / "calibration.png").stat().st_size > 0
