@@ -55,7 +55,9 @@ def run_autograde(course_dir: Path, students: list[str], force: bool = False, jo
     if not todo:
         return messages
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(autograde.autograde_student, course_dir, s, force): s for s in todo}
+        # force=True for nbgrader: a student in `todo` must be (re)graded even if an older submission
+        # left an autograded/ folder behind (a newer one was collected)
+        futures = {pool.submit(autograde.autograde_student, course_dir, s, True): s for s in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="autograde", unit="student"):
             student = futures[fut]
             try:

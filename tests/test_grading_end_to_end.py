@@ -206,3 +206,21 @@ def test_calibration_table_separates_real_loops_from_broken_sets(graded_class, t
     assert rows["training loops copied"]["graded"]["memorised"] == N_LOOPS
     assert rows["white noise"]["fad"] > 3 * rows["real loops (held out)"]["fad"]
     assert (md.parent / "calibration.png").stat().st_size > 0
+
+
+def test_a_newer_submission_is_collected_and_regraded(graded_class, tmp_path):
+    import zipfile
+
+    from grading.demo import SOURCE_NB
+    from grading.pipeline import run_all
+
+    course_dir, _, _ = graded_class
+    assert scores(course_dir)["blank"]["code"] == 0
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("hw2/hw2.ipynb", SOURCE_NB.read_bytes())  # the student finished the code after all
+    download = tmp_path / "late.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.write(inner, "blank__20261124T090000.zip")
+    run_all(course_dir, download, jobs=1)
+    assert scores(course_dir)["blank"]["code"] == 40
