@@ -53,7 +53,7 @@ def generate_loops(checkpoint: PathLike, n: int, seed: int = 0, truncation_psi: 
     """
     from course_lib.audio import peak_normalize
     from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
-    from course_lib.models.stylegan2 import load_generator
+    from course_lib.models.stylegan2 import generate_mels, load_generator
 
     generator, spec = load_generator(checkpoint, device=device)
     voc_path = Path(vocoder) if vocoder is not None else VOCODER_ASSET
@@ -64,12 +64,12 @@ def generate_loops(checkpoint: PathLike, n: int, seed: int = 0, truncation_psi: 
     else:
         def voc(mel: torch.Tensor) -> torch.Tensor:
             return griffin_lim_vocoder(mel, spec.mel, spec.loop_samples)
-    dev = next(generator.parameters()).device
-    z = loop_latents(n, generator.z_dim, seed)
+    # per-loop latents and the generator's constant noise: loop i depends only on (seed, i)
+    mels = generate_mels(generator, spec, n, truncation_psi=truncation_psi, batch_size=batch_size,
+                         noise_mode="const", z=loop_latents(n, generator.z_dim, seed), device=device)
     out = []
     for start in range(0, n, batch_size):
-        img = generator(z[start:start + batch_size].to(dev), truncation_psi=truncation_psi, noise_mode="const")
-        audio = voc(spec.to_mel(img))
+        audio = voc(mels[start:start + batch_size])
         if audio.ndim == 3:
             audio = audio[:, 0]
         out.append(audio[..., : spec.loop_samples].float().cpu())
