@@ -75,11 +75,14 @@ def run_scoring(course_dir: Path, students: list[str], force: bool = False) -> d
     if todo:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         cmd = [sys.executable, "-m", "grading.score", "--course-dir", str(course_dir), "--students", *todo]
-        try:
-            subprocess.run(cmd, cwd=REPO, env=env, timeout=SCORE_TIMEOUT_PER_STUDENT_S * len(todo) + 120,
-                           check=False, capture_output=True, text=True)
-        except subprocess.TimeoutExpired:
-            pass  # students without a report get an error report below
+        log_path = Path(course_dir) / "logs" / "score.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log:  # the scorer's own output, kept for the TA
+            try:
+                subprocess.run(cmd, cwd=REPO, env=env, timeout=SCORE_TIMEOUT_PER_STUDENT_S * len(todo) + 120,
+                               check=False, stdout=log, stderr=subprocess.STDOUT, text=True)
+            except subprocess.TimeoutExpired:
+                log.write("scorer stopped at its time limit\n")  # students without a report get one below
     policy = load_policy()
     reports = {}
     for s in students:
@@ -88,7 +91,7 @@ def run_scoring(course_dir: Path, students: list[str], force: bool = False) -> d
             reports[s] = ScoreReport.from_json(path.read_text(encoding="utf-8"))
         else:
             reports[s] = ScoreReport(student=s, max_points=policy.quality_max,
-                                     error="the scorer did not finish for this submission (time limit)")
+                                     error="the scorer did not finish for this submission (see logs/score.log)")
     return reports
 
 

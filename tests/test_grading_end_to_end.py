@@ -167,6 +167,7 @@ def test_feedback_and_export(graded_class):
     assert {r["student"] for r in rows} == set(outcomes)
     by_id = {r["student"]: r for r in rows}
     assert float(by_id["ref_real"]["total"]) == 80.0
+    assert "scored ref_real" in (course_dir / "logs" / "score.log").read_text(encoding="utf-8")
 
 
 def test_rerun_changes_nothing_and_keeps_a_ta_override(graded_class):
