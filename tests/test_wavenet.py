@@ -294,3 +294,20 @@ def test_shipped_checkpoint_matches_its_data_card(name):
         loss = (model.loss(audio, pitch) if name == "autoencoder" else wavenet_crop_loss(model, audio, pitch)).item()
     # trained: far below a uniform guess (ln 256 = 5.55 nats) and near the card's final training loss
     assert loss < 4.5 and abs(loss - card["final_loss_nats_per_sample"]) < 1.0
+
+
+def test_median_f0_and_pluck_prime():
+    from course_lib.models.wavenet_eval import median_f0, pluck_prime, summarize, PitchCheck
+    from course_lib.synth import sawtooth
+
+    f0, voiced = median_f0(sawtooth(261.63, 0.5, 16000, amplitude=0.5))
+    assert abs(1200 * math.log2(f0 / 261.63)) < 10 and voiced > 0.8
+    f0, voiced = median_f0(torch.zeros(8000))
+    assert math.isnan(f0) and voiced == 0.0
+    burst = pluck_prime(3, 16000, ms=5, level=0.3, seed=0)
+    assert burst.shape == (3, 80) and burst.dtype == torch.long
+    audio = classes_to_audio(burst)
+    assert audio.abs().max() <= 0.31 and audio.std() > 0.1 and torch.equal(burst, pluck_prime(3, 16000, seed=0))
+    s = summarize([PitchCheck(60, 261.6, 262.0, 2.6, 1.0, 0.3), PitchCheck(64, 329.6, float("nan"), float("nan"), 0.0, 0.1),
+                   PitchCheck(67, 392.0, 415.3, 100.0, 0.9, 0.2)])
+    assert s["within_tolerance"] == 1 and s["median_abs_cents_error"] == 51.3 and s["per_note"][1]["measured_hz"] is None

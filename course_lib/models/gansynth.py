@@ -854,33 +854,63 @@ def training_notes(duration: float = 0.5, split: str = "train", seed: int = 0, p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m course_lib.models.gansynth --preset lecture --kind if --high-res --out PATH``: train and save."""
+    """``python -m course_lib.models.gansynth --preset lecture --kind if --high-res --out PATH``: train and save.
+
+    With ``--work DIR`` a resumable trainer checkpoint is written every ``--save-every`` steps and a
+    re-run continues from it (same command), so a long CPU run can be stopped and resumed.
+    """
     import argparse
     import json
 
-    from course_lib.train.device import seed_everything, set_threads
+    from course_lib.train.device import pick_device, seed_everything, set_threads
 
     ap = argparse.ArgumentParser(description="Train a GANSynth model on the synthetic mini-NSynth.")
     ap.add_argument("--preset", default="lecture", choices=sorted(PRESETS))
     ap.add_argument("--kind", default="if", choices=["phase", "if", "mel_if"])
     ap.add_argument("--high-res", action="store_true", help="the +H representation (2x FFT size)")
+    ap.add_argument("--steps-per-stage", default=None,
+                    help="comma-separated steps per stage, overriding the preset's schedule (e.g. 100,150,200,600,3000)")
+    ap.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--work", default=None, help="folder of a resumable trainer checkpoint (resumed if present)")
+    ap.add_argument("--save-every", type=int, default=200, help="steps between resumable checkpoints (with --work)")
+    ap.add_argument("--stop-after", type=int, default=None,
+                    help="stop at this global step (the schedule stays the full one; resume later)")
     ap.add_argument("--generator-only", action="store_true", help="save without the discriminator (to ship)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     set_threads(args.threads)
     seed_everything(args.seed)
     p = get_preset(args.preset)
+    overrides: dict = {"seed": args.seed}
+    if args.steps_per_stage:
+        overrides["steps_per_stage"] = tuple(int(v) for v in args.steps_per_stage.split(","))
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
     audio, pitches, _ = training_notes(p.duration, "train", progress=True)
-    model, history = train(p, audio, pitches, kind=args.kind, high_res=args.high_res, seed=args.seed,
-                           device=args.device)
+    model, images = build(p, audio, kind=args.kind, high_res=args.high_res, seed=args.seed)
+    trainer = GANSynthTrainer(model, images, pitches, p.train_config(**overrides), device=pick_device(args.device))
+    work = None
+    if args.work:
+        work = Path(args.work) / (Path(args.out).stem + "_trainer.pt")
+        work.parent.mkdir(parents=True, exist_ok=True)
+        if work.is_file():
+            trainer.resume(work)
+            print(f"resumed {work} at step {trainer.step}")
+    end = trainer.total_steps if args.stop_after is None else min(trainer.total_steps, args.stop_after)
+    while trainer.step < end:
+        chunk = end - trainer.step if work is None else min(args.save_every, end - trainer.step)
+        trainer.train(chunk)
+        if work is not None:
+            trainer.save(work)
+    model = trainer.model.to("cpu").eval()
     model.meta.update(data="synthetic mini-NSynth (fast instruments), train split, MIDI 24-84, velocity 100",
                       n_train=int(audio.shape[0]),
                       command="python -m course_lib.models.gansynth " + " ".join(argv or sys.argv[1:]))
-    path = model.save(args.out, include_discriminator=not args.generator_only, history=history)
-    print(json.dumps({"out": str(path), "steps": len(history), "seconds": round(model.meta["train_seconds"], 1)}))
+    path = model.save(args.out, include_discriminator=not args.generator_only, history=trainer.history)
+    print(json.dumps({"out": str(path), "steps": trainer.step, "seconds": round(model.meta["train_seconds"], 1)}))
     return 0
 
 

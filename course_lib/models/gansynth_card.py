@@ -1,0 +1,168 @@
+"""Data cards of Lesson 04's shipped GANSynth checkpoints: evaluate a checkpoint and write ``.json`` + ``.md``.
+
+    python -m course_lib.models.gansynth_card course_lib/assets/gansynth_if.pt course_lib/assets/gansynth_phase.pt
+
+The evaluation is the lesson's table: ``gen_per_real`` generated notes for every held-out note's
+pitch (the ``test`` + ``valid`` splits of :func:`course_lib.models.gansynth.training_notes`), scored
+against the real training notes with the shipped pitch classifier (PA, PE, IS, NDB/K and a Fréchet
+distance on its features, every figure on the whole set). A hand-written ``## Limitations`` section
+already in the ``.md`` card is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+
+PathLike = Union[str, Path]
+
+LIMITATIONS_HEADING = "## Limitations"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def notes_hash(audio: torch.Tensor, pitches: torch.Tensor) -> str:
+    """SHA-256 of training notes ``(N, samples)`` (as float32 bytes) and their MIDI pitches ``(N,)``."""
+    h = hashlib.sha256()
+    h.update(audio.float().contiguous().numpy().tobytes())
+    h.update(pitches.long().numpy().tobytes())
+    return h.hexdigest()
+
+
+def evaluate_checkpoint(path: PathLike, gen_per_real: int = 2, seed: int = 123,
+                        device: torch.device | str | None = None) -> dict:
+    """The lesson-04 evaluation of the checkpoint at ``path``: a dict of metrics and clip counts."""
+    from course_lib.metrics.evaluate import build_reference, evaluate
+    from course_lib.models.classifiers import load_pitch_classifier
+    from course_lib.models.gansynth import load_gansynth, training_notes
+
+    model = load_gansynth(path, device)
+    duration = model.spec.samples / model.sr
+    train_audio, _, _ = training_notes(round(duration, 2), "train")
+    held = [training_notes(round(duration, 2), s) for s in ("test", "valid")]
+    held_pitch = torch.cat([h[1] for h in held])
+    clf = load_pitch_classifier(device=device)
+    reference = build_reference(train_audio, embedder=clf, sr=model.sr, device=device)
+    targets = held_pitch.repeat(gen_per_real)
+    fake = model.generate(targets.tolist(), seed=seed, length=train_audio.shape[-1])
+    r = evaluate(fake, reference, sr=model.sr, classifier=clf, pitch_targets=targets.tolist(),
+                 pitch_classifier=clf, device=device)
+    return {"clips": f"{r.n_generated} generated vs {r.n_reference} real training notes",
+            "NDB/K": round(r.ndb_k, 3), "NDB bins": f"{r.ndb}/{r.settings.get('ndb_k', '?')}",
+            "FD (pitch-classifier features)": round(r.fad, 2), "IS": round(r.is_mean, 2),
+            "PA (%)": round(r.pa, 1), "PE (nats)": round(r.pe, 3)}
+
+
+def _history_summary(ckpt: dict, last: int = 200) -> dict:
+    """Mean of the last ``last`` steps' auxiliary-pitch statistics (what shows whether pitch was learned)."""
+    steps = ckpt.get("history", {}).get("steps", [])[-last:]
+    if not steps:
+        return {}
+    keys = [k for k in ("d_pitch_acc", "d_aux", "g_aux") if k in steps[0]]
+    return {f"{k} (mean of last {len(steps)} steps)": round(sum(s[k] for s in steps) / len(steps), 3) for k in keys}
+
+
+def build_card(path: PathLike, evaluation: dict) -> dict:
+    """The JSON card of the checkpoint at ``path`` with ``evaluation`` (from :func:`evaluate_checkpoint`)."""
+    from course_lib.models.gansynth import load_gansynth, training_notes
+    from course_lib.train.checkpoint import load_checkpoint
+
+    path = Path(path)
+    raw = path.read_bytes()
+    ckpt = load_checkpoint(path)
+    model = load_gansynth(path)
+    meta = dict(model.meta)
+    duration = round(model.spec.samples / model.sr, 2)
+    audio, pitches, _ = training_notes(duration, "train")
+    return {
+        "file": path.name, "sha256": _sha256(raw), "bytes": len(raw), "kind": meta.get("kind"),
+        "representation": model.spec.to_dict(), "image_shape": list(model.spec.image_shape),
+        "config": model.cfg.to_dict(), "meta": meta,
+        "n_generator_parameters": sum(p.numel() for p in model.generator.parameters()),
+        "data": {"source": f"course_lib.models.gansynth.training_notes({duration}, 'train'): synthetic mini-NSynth, "
+                           "data preset 'fast' (1 instrument per family, seed 0), every pitch, velocity 100, "
+                           f"MIDI 24-84, {duration} s at 16 kHz, NSynth-style hash split 'train'",
+                 "n_notes": int(audio.shape[0]), "sha256_audio_and_pitches": notes_hash(audio, pitches)},
+        "training_end": _history_summary(ckpt),
+        "evaluation": evaluation, "torch": torch.__version__, "python": platform.python_version(),
+    }
+
+
+def card_markdown(card: dict, limitations: str = "") -> str:
+    """The Markdown card for ``card`` (:func:`build_card`), ending with ``limitations`` (a Markdown section)."""
+    m, c, meta = card["representation"], card["config"], card["meta"]
+    tr = meta.get("train", {})
+    name = {"if": "IF", "phase": "phase", "mel_if": "mel-IF"}.get(card["kind"], card["kind"])
+    hr = " +H" if meta.get("high_res") else ""
+    lines = [f"# GANSynth {name}{hr} (shipped checkpoint `{card['file']}`)", "",
+             f"Generator-only checkpoint of the Lesson 04 GANSynth model ({name}{hr} representation), written by",
+             "`course_lib.models.gansynth` and loaded with `course_lib.models.gansynth.load_gansynth`. This card is",
+             f"written by `python -m course_lib.models.gansynth_card {card['file']}`.", "",
+             f"* **Representation**: {m['kind']}, sr {m['sr']} Hz, n_fft {m['n_fft']} (hop {m['n_fft'] // 4}), images "
+             f"{card['image_shape'][1]} x {card['image_shape'][2]} (freq x frames); log(|X| + 1e-6) magnitude, "
+             "Nyquist bin dropped.",
+             f"* **Model**: progressive generator, {c['n_stages']} stages, channels {list(c['channels'])}, latent "
+             f"{c['latent_dim']}, one-hot pitch MIDI {c['pitch_min']}-{c['pitch_min'] + c['n_pitches'] - 1}; "
+             f"{card['n_generator_parameters']:,} generator parameters; loss {c['loss']} + auxiliary pitch classifier "
+             f"(weight {c['aux_weight']}).",
+             f"* **Training**: {meta.get('steps')} steps ({tr.get('steps_per_stage')} per stage), batch "
+             f"{tr.get('batch_size')}, Adam lr {tr.get('lr')}, seed {tr.get('seed')}; "
+             f"{meta.get('train_seconds', 0) / 60:.0f} min of training on one CPU core (last session's run).",
+             f"* **Data**: {card['data']['source']}; {card['data']['n_notes']} notes, SHA-256 of audio + pitches "
+             f"`{card['data']['sha256_audio_and_pitches'][:16]}...`.",
+             f"* **File**: {card['bytes']:,} bytes, SHA-256 `{card['sha256']}`.", "",
+             "Rebuild:", "", f"    {meta.get('command', '?')}", "",
+             "## Evaluation", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in card["evaluation"].items()]
+    if card.get("training_end"):
+        lines += ["", "At the end of training (the discriminator's auxiliary pitch head on real notes, the "
+                  "generator's pitch cross-entropy on its own notes; chance = log 61 = 4.11 nats):", ""]
+        lines += [f"* {k}: {v}" for k, v in card["training_end"].items()]
+    text = "\n".join(lines) + "\n"
+    if limitations.strip():
+        text += "\n" + limitations.strip() + "\n"
+    return text
+
+
+def write_card(path: PathLike, gen_per_real: int = 2, device: torch.device | str | None = None) -> tuple[Path, Path]:
+    """Evaluate the checkpoint at ``path`` and write ``<stem>.json`` and ``<stem>.md`` beside it (Limitations kept)."""
+    path = Path(path)
+    md_path, json_path = path.with_suffix(".md"), path.with_suffix(".json")
+    limitations = ""
+    if md_path.is_file():
+        old = md_path.read_text(encoding="utf-8")
+        if LIMITATIONS_HEADING in old:
+            limitations = old[old.index(LIMITATIONS_HEADING):]
+    card = build_card(path, evaluate_checkpoint(path, gen_per_real, device=device))
+    json_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(card_markdown(card, limitations), encoding="utf-8")
+    return json_path, md_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: write the data cards of the given GANSynth checkpoints."""
+    ap = argparse.ArgumentParser(description="Evaluate GANSynth checkpoints and write their data cards.")
+    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("--gen-per-real", type=int, default=2, help="generated notes per held-out note")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    from course_lib.train.device import set_threads
+
+    set_threads(args.threads)
+    for p in args.checkpoints:
+        j, m = write_card(p, args.gen_per_real)
+        card = json.loads(j.read_text(encoding="utf-8"))
+        print(f"{p}: {card['evaluation']} -> {j}, {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
