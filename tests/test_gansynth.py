@@ -247,6 +247,28 @@ def test_progressive_schedule_and_ns_r1_loss():
     assert model.stage == 2 and model.alpha == 1.0
 
 
+@pytest.mark.parametrize("loss", ["wgan-gp", "ns-r1"])
+def test_critic_pitch_head_learns_from_fakes_only_with_aux_on_fake(loss):
+    from course_lib.models.gansynth import discriminator_loss
+
+    stats, losses = {}, {}
+    for on in (True, False):
+        cfg = _tiny_cfg(loss=loss, aux_on_fake=on)
+        model = GANSynth(cfg, seed=0)
+        g = torch.Generator().manual_seed(0)
+        real = torch.rand(4, 2, 32, 32, generator=g) * 2 - 1
+        pitch = torch.tensor([0, 5, 9, 30])
+        with torch.no_grad():
+            fake = model.generator(torch.randn(4, cfg.latent_dim, generator=g), pitch)
+        loss_value, stats[on] = discriminator_loss(model.discriminator, real, fake, pitch, cfg, 2, 1.0,
+                                                   torch.Generator().manual_seed(1))
+        losses[on] = loss_value.item()
+    # same critic, same batch: the only difference is aux_weight x the cross-entropy on the fakes
+    assert stats[True]["d_aux_fake"] == pytest.approx(stats[False]["d_aux_fake"])
+    assert stats[True]["d_aux_fake"] > 1.0
+    assert losses[True] - losses[False] == pytest.approx(10.0 * stats[True]["d_aux_fake"], rel=1e-4)
+
+
 def test_checkpoint_round_trip_and_generation_helpers(tmp_path):
     cfg = _tiny_cfg()
     images, pitches, norm = _tiny_data(cfg)

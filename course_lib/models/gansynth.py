@@ -125,6 +125,11 @@ class GANSynthConfig:
         r1_gamma: R1 weight. aux_weight: weight of the auxiliary pitch cross-entropy (10: with weight 1
             the critic's adversarial gradients drown the pitch head on small CPU runs and D never
             learns pitch, so neither does G).
+        aux_on_fake: the critic's pitch head is also trained to name the pitch a *generated* note was
+            asked for, as in AC-GAN (Odena et al. 2017) and TF-GAN's ``acgan_discriminator_loss`` that
+            GANSynth trains with. Trained on real notes only, the head learns pitch but G's notes are
+            out of its distribution and G gets no usable pitch gradient (measured: G's pitch
+            cross-entropy stayed at chance, log 61, for 1,000 CPU steps while D's head reached 36 %).
         mbstd_group: minibatch-stddev group size.
     """
 
@@ -139,6 +144,7 @@ class GANSynthConfig:
     drift: float = 1e-3
     r1_gamma: float = 1.0
     aux_weight: float = 10.0
+    aux_on_fake: bool = True
     mbstd_group: int = 4
 
     def __post_init__(self) -> None:
@@ -303,12 +309,13 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """D's loss on a real batch and a (detached) fake batch, both ``(batch, 2, H, W)``; returns ``(loss, stats)``.
 
-    ``pitch``: class indices ``(batch,)`` of the *real* notes (auxiliary classifier target).
+    ``pitch``: class indices ``(batch,)`` of the real notes, which the fakes were also generated for
+    (auxiliary classifier target; on fakes too when ``cfg.aux_on_fake``).
     """
     fake = fake.detach()
     if cfg.loss == "wgan-gp":
         real_score, real_logits = d(real, stage, alpha)
-        fake_score, _ = d(fake, stage, alpha)
+        fake_score, fake_logits = d(fake, stage, alpha)
         eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device="cpu").to(real.device)
         mixed = eps * real + (1 - eps) * fake
         _, _, grad = _score_grad(d, mixed, stage, alpha)
@@ -317,13 +324,14 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
         reg = cfg.gp_weight * penalty + cfg.drift * real_score.pow(2).mean()
     else:
         real_score, real_logits, grad = _score_grad(d, real, stage, alpha)
-        fake_score, _ = d(fake, stage, alpha)
+        fake_score, fake_logits = d(fake, stage, alpha)
         adv = F.softplus(fake_score).mean() + F.softplus(-real_score).mean()
         penalty = grad.pow(2).sum(dim=1).mean()
         reg = 0.5 * cfg.r1_gamma * penalty
     aux = F.cross_entropy(real_logits, pitch)
-    loss = adv + reg + cfg.aux_weight * aux
-    stats = {"d_loss": loss.item(), "d_adv": adv.item(), "d_penalty": penalty.item(), "d_aux": aux.item(),
+    aux_fake = F.cross_entropy(fake_logits, pitch)
+    loss = adv + reg + cfg.aux_weight * (aux + aux_fake if cfg.aux_on_fake else aux)
+    stats = {"d_aux_fake": aux_fake.item(), "d_loss": loss.item(), "d_adv": adv.item(), "d_penalty": penalty.item(), "d_aux": aux.item(),
              "d_real": real_score.mean().item(), "d_fake": fake_score.mean().item(),
              "d_pitch_acc": float((real_logits.argmax(1) == pitch).float().mean())}
     return loss, stats
