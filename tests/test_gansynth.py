@@ -163,6 +163,27 @@ def test_pitch_condition_changes_the_output():
     assert torch.allclose(same[0], same[1], atol=1e-5)
 
 
+def test_pitch_comb_channels_mark_the_harmonics_of_the_requested_pitch():
+    from course_lib.models.gansynth import pitch_comb_channels, row_frequencies
+
+    cfg = get_preset("lecture").model_config("if", high_res=True)  # 256 rows of 31.25 Hz
+    assert cfg.pitch_comb and not get_preset("full").model_config("if").pitch_comb  # the paper's preset: off
+    centre, width = row_frequencies(cfg.spec_config)
+    assert centre[8] == 250.0 and float(width[0]) == 31.25
+    c = pitch_comb_channels(cfg, cfg.n_stages - 1, torch.tensor([250.0]), frames=3)
+    assert c.shape == (1, 2, 256, 3)
+    comb, where = c[0, 0, :, 0], c[0, 1, :, 0]
+    assert torch.allclose(comb[[8, 16, 24, 80]], torch.ones(4), atol=1e-5)  # harmonics 1, 2, 3, 10
+    assert torch.allclose(comb[[4, 12, 20]], -torch.ones(3), atol=1e-5)     # half-way between them
+    assert abs(float(where[8])) < 1e-6 and where[16] > 0 > where[4]
+    # a stage too coarse to resolve 40 Hz harmonics gets no comb, only the "where" channel
+    coarse = pitch_comb_channels(cfg, 0, torch.tensor([40.0]), frames=1)
+    assert coarse.shape == (1, 2, 16, 1) and not coarse[0, 0].any() and coarse[0, 1].abs().max() > 0.5
+    mel = pitch_comb_channels(cfg.__class__(**{**cfg.to_dict(), "spec": cfg.spec_config.with_kind("mel_if").to_dict()}),
+                              cfg.n_stages - 1, torch.tensor([250.0]), frames=1)
+    assert mel.shape == (1, 2, 256, 1) and torch.isfinite(mel).all()
+
+
 @torch.no_grad()
 def test_equalized_layers_have_unit_variance_init():
     gen = torch.Generator().manual_seed(0)

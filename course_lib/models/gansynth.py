@@ -131,6 +131,13 @@ class GANSynthConfig:
             out of its distribution and G gets no usable pitch gradient (measured: G's pitch
             cross-entropy stayed at chance, log 61, for 1,000 CPU steps while D's head reached 36 %).
         mbstd_group: minibatch-stddev group size.
+        pitch_comb: **not in the paper** (off in the ``full`` preset): feed the generator, before each
+            stage's first convolution, two channels computed from the requested pitch f0 for every
+            frequency row: ``cos(2 pi f / f0)`` (1 on the harmonics; 0 where a row is too coarse to
+            resolve them) and ``tanh(log2(f / f0) / 4)`` (where the fundamental sits). A CPU-budget
+            aid: with the one-hot alone, G must learn to place harmonics from a 16-row start image,
+            which took more than 3,000 CPU steps without a sign of pitch (G's pitch cross-entropy
+            stayed at chance); the critic still has to learn pitch on its own.
     """
 
     spec: dict = field(default_factory=lambda: SpecImageConfig().to_dict())
@@ -146,6 +153,7 @@ class GANSynthConfig:
     aux_weight: float = 10.0
     aux_on_fake: bool = True
     mbstd_group: int = 4
+    pitch_comb: bool = False
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -199,6 +207,35 @@ def _check_alpha(alpha: float) -> float:
 
 # --------------------------------------------------------------------------- networks
 
+def row_frequencies(spec: SpecImageConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre frequency and width (Hz) of every image row ``(n_freq,)`` each: STFT bins, or HTK mel bands for mel-IF."""
+    n = spec.n_freq
+    if spec.kind == "mel_if":
+        top = 2595.0 * math.log10(1.0 + (spec.sr / 2) / 700.0)
+        mel = torch.linspace(0.0, top, n + 2, dtype=torch.float64)
+        edges = 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+        return edges[1:-1].float(), (edges[2:] - edges[:-2]).float() / 2
+    centre = torch.arange(n, dtype=torch.float32) * spec.sr / spec.n_fft
+    return centre, torch.full((n,), spec.sr / spec.n_fft)
+
+
+def pitch_comb_channels(cfg: GANSynthConfig, stage: int, f0: torch.Tensor, frames: int) -> torch.Tensor:
+    """The two pitch channels of ``cfg.pitch_comb`` at ``stage`` for fundamentals ``f0`` (Hz, ``(batch,)``).
+
+    Returns ``(batch, 2, rows at stage, frames)``: ``cos(2 pi f / f0)`` on rows narrower than ``f0 / 2``
+    (else 0) and ``tanh(log2(f / f0) / 4)``, constant along time.
+    """
+    centre, width = row_frequencies(cfg.spec_config)
+    rows = cfg.size_at(stage)[0]
+    group = centre.shape[0] // rows
+    fc = centre.view(rows, group).mean(dim=1).to(f0.device, f0.dtype)
+    fw = width.view(rows, group).sum(dim=1).to(f0.device, f0.dtype)
+    f0 = f0.reshape(-1, 1)
+    comb = torch.cos(2 * math.pi * fc / f0) * (fw < f0 / 2).to(f0.dtype)
+    where = torch.tanh(torch.log2(fc.clamp_min(10.0) / f0) / 4)
+    return torch.stack([comb, where], dim=1).unsqueeze(-1).expand(-1, -1, -1, frames)
+
+
 class Generator(nn.Module):
     """``(z (batch, latent_dim), pitch class (batch,))`` -> image ``(batch, 2, *size_at(stage))`` in [-1, 1]."""
 
@@ -209,15 +246,18 @@ class Generator(nn.Module):
         ch = cfg.channels
         h0, w0 = cfg.start_size
         self.input = EqualizedLinear(cfg.latent_dim + cfg.n_pitches, ch[0] * h0 * w0, gain=math.sqrt(2) / 4, generator=g)
-        self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(ch[0], ch[0], 3, generator=g)])])
+        extra = 2 if cfg.pitch_comb else 0
+        self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(ch[0] + extra, ch[0], 3, generator=g)])])
         for s in range(1, cfg.n_stages):
-            self.blocks.append(nn.ModuleList([EqualizedConv2d(ch[s - 1], ch[s], 3, generator=g),
+            self.blocks.append(nn.ModuleList([EqualizedConv2d(ch[s - 1] + extra, ch[s], 3, generator=g),
                                               EqualizedConv2d(ch[s], ch[s], 3, generator=g)]))
         self.to_image = nn.ModuleList([EqualizedConv2d(c, 2, 1, gain=1.0, generator=g) for c in ch])
 
-    def _block(self, s: int, x: torch.Tensor) -> torch.Tensor:
+    def _block(self, s: int, x: torch.Tensor, f0: torch.Tensor | None = None) -> torch.Tensor:
         if s > 0:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
+        if self.cfg.pitch_comb:
+            x = torch.cat([x, pitch_comb_channels(self.cfg, s, f0, x.shape[-1])], dim=1)
         for conv in self.blocks[s]:
             x = pixel_norm(F.leaky_relu(conv(x), 0.2))
         return x
@@ -237,11 +277,12 @@ class Generator(nn.Module):
         h0, w0 = self.cfg.start_size
         x = torch.cat([pixel_norm(z), F.one_hot(pitch, self.cfg.n_pitches).to(z.dtype)], dim=1)
         x = pixel_norm(F.leaky_relu(self.input(x), 0.2).view(z.shape[0], -1, h0, w0))
-        x = self._block(0, x)
+        f0 = 440.0 * 2.0 ** ((pitch.to(z.dtype) + self.cfg.pitch_min - 69) / 12)
+        x = self._block(0, x, f0)
         previous = x
         for i in range(1, s + 1):
             previous = x
-            x = self._block(i, x)
+            x = self._block(i, x, f0)
         out = self.to_image[s](x)
         if s > 0 and alpha < 1.0:
             low = F.interpolate(self.to_image[s - 1](previous), scale_factor=2, mode="nearest")
@@ -765,12 +806,12 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # tests and COURSE_FAST lessons: 0.25 s notes, 128 x 64 images (+H: 256 x 32), seconds on a CPU
     "fast": Preset("fast", 0.25, 256,
-                   model=dict(n_stages=4, channels=(32, 32, 16, 8), latent_dim=32),
+                   model=dict(n_stages=4, channels=(32, 32, 16, 8), latent_dim=32, pitch_comb=True),
                    train=dict(steps_per_stage=(8, 8, 8, 8), batch_size=8)),
     # lecture: 0.5 s notes, 128 x 128 images (+H: 256 x 64, what the shipped checkpoints use),
     # about ten minutes on one busy CPU core, a few on a laptop
     "lecture": Preset("lecture", 0.5, 256,
-                      model=dict(n_stages=5, channels=(32, 32, 32, 16, 8), latent_dim=32),
+                      model=dict(n_stages=5, channels=(32, 32, 32, 16, 8), latent_dim=32, pitch_comb=True),
                       train=dict(steps_per_stage=(60, 80, 100, 250, 400), batch_size=8)),
     # the paper's geometry (4 s, 512 x 256; +H 1024 x 128): a GPU and hours
     "full": Preset("full", 4.0, 1024,
