@@ -311,3 +311,24 @@ def test_median_f0_and_pluck_prime():
     s = summarize([PitchCheck(60, 261.6, 262.0, 2.6, 1.0, 0.3), PitchCheck(64, 329.6, float("nan"), float("nan"), 0.0, 0.1),
                    PitchCheck(67, 392.0, 415.3, 100.0, 0.9, 0.2)])
     assert s["within_tolerance"] == 1 and s["median_abs_cents_error"] == 51.3 and s["per_note"][1]["measured_hz"] is None
+
+
+MIN_SHIPPED_PITCH_HITS = 5
+"""Of the card's 8 requested pitches, how many the shipped lecture WaveNet must play within 50 cents (it plays 6)."""
+
+
+def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
+    from course_lib.models.wavenet import load_pretrained
+    from course_lib.models.wavenet_eval import CARD_PITCHES, card_pitch_check
+
+    pre = load_pretrained("pitch")
+    if pre is None:
+        pytest.skip("asset wavenet_lecture_pitch.pt not installed")
+    model, card = pre
+    assert "pitch_check" in card, "run python -m course_lib.models.wavenet_eval on the checkpoint to fill its card"
+    result = card_pitch_check(model)  # 8 notes of 0.5 s, one batch, pYIN
+    assert [n["midi"] for n in result["per_note"]] == list(CARD_PITCHES)
+    # the card's figure is reproducible (same seeds; one sampled class may differ across BLAS builds)
+    assert abs(result["within_tolerance"] - card["pitch_check"]["within_tolerance"]) <= 1
+    # and it means something: most requested pitches come out as that pitch (a 50-cent window)
+    assert result["within_tolerance"] >= MIN_SHIPPED_PITCH_HITS

@@ -927,6 +927,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--save-every", type=int, default=200, help="steps between resumable checkpoints (with --work)")
     ap.add_argument("--stop-after", type=int, default=None,
                     help="stop at this global step (the schedule stays the full one; resume later)")
+    ap.add_argument("--aux-real-only", action="store_true",
+                    help="train the critic's pitch head on real notes only (GANSynthConfig.aux_on_fake=False)")
     ap.add_argument("--generator-only", action="store_true", help="save without the discriminator (to ship)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -939,7 +941,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     audio, pitches, _ = training_notes(p.duration, "train", progress=True)
-    model, images = build(p, audio, kind=args.kind, high_res=args.high_res, seed=args.seed)
+    model, images = build(p, audio, kind=args.kind, high_res=args.high_res, seed=args.seed,
+                          **({"aux_on_fake": False} if args.aux_real_only else {}))
     trainer = GANSynthTrainer(model, images, pitches, p.train_config(**overrides), device=pick_device(args.device))
     work = None
     if args.work:

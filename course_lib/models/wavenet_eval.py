@@ -94,8 +94,10 @@ def summarize(checks: Sequence[PitchCheck], tolerance_cents: float = 50.0) -> di
                               (None if isinstance(v, float) else v)) for k, v in asdict(c).items()} for c in checks]}
 
 
-CARD_PITCHES = (48, 52, 55, 60, 64, 67, 72, 79)
-"""The MIDI pitches a data card's pitch check asks for (inside the lesson data's MIDI 48-84)."""
+CARD_PITCHES = (48, 53, 55, 57, 60, 65, 69, 72)
+"""The MIDI pitches a data card's pitch check asks for: all in the lesson's training notes, from each of its
+four instruments (the lesson data plays 24 of the 37 pitches in MIDI 48-84; a one-hot pitch never seen in
+training keeps its random embedding and gets no note)."""
 
 
 def card_pitch_check(model: torch.nn.Module, seed: int = 1, temperature: float = 1.0) -> dict:
