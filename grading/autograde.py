@@ -7,13 +7,17 @@ and test cells from the gradebook, so edited or deleted test cells do not change
 Policy, deterministic whatever the timing: a cell that runs past the per-cell time-out scores 0
 and the notebook goes on; a notebook that exhausts the memory limit scores 0 for **all** its code
 cells (whether its kernel died or survived a ``MemoryError`` depends on timing, the grade must not),
-with the reason in its feedback. Loop quality is scored from the WAVs either way.
+with the reason in its feedback. A notebook that replaces the kernel's error reporting
+(``set_custom_exc``, ``sys.excepthook``, ``showtraceback``, ``sys.stderr``: nbgrader would then see
+no failing test) also scores 0 for all code cells, naming the cell, for a TA to review. Loop quality
+is scored from the WAVs either way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 from dataclasses import asdict, dataclass
@@ -62,11 +66,39 @@ def autograde_student(course_dir: Path, student: str, force: bool = False, memor
     message = "" if ok else _explain_failure(log, memory_mb)
     if ok:
         culprit = _memory_error_cell(notebook)
+        tampered = tampering_cell(notebook)
         if culprit is not None:
             zero_code_cells(course_dir, student)
             ok, message = False, (f"the notebook exhausted the memory limit ({memory_mb} MB) in cell "
                                   f"'{culprit}'; all code cells score 0")
+        elif tampered is not None:
+            zero_code_cells(course_dir, student)
+            ok, message = False, (f"cell '{tampered[0]}' changes how the kernel reports errors ({tampered[1]}), "
+                                  "so failing tests could pass unseen; all code cells score 0 until a TA reviews it")
     return AutogradeResult(student, ok, time.perf_counter() - start, message)
+
+
+TAMPERING = {
+    "set_custom_exc": re.compile(r"\bset_custom_exc\b"),
+    "sys.excepthook": re.compile(r"\bexcepthook\b"),
+    "showtraceback": re.compile(r"\b_?showtraceback\b"),
+    "sys.stderr": re.compile(r"\bsys\s*\.\s*stderr\s*=|\bsetattr\s*\(\s*sys\s*,\s*['\"]stderr"),
+    "redirect_stderr": re.compile(r"\bredirect_stderr\b"),
+}
+"""What a HW2 notebook has no reason to contain: ways to hide a failing test's error from nbgrader."""
+
+
+def tampering_cell(notebook: Path) -> tuple[str, str] | None:
+    """``(cell id, what)`` of the first code cell that replaces the kernel's error reporting, or None."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", ""))
+        for what, pattern in TAMPERING.items():
+            if pattern.search(source):
+                return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"#{i}", what
+    return None
 
 
 def _memory_error_cell(notebook: Path) -> str | None:

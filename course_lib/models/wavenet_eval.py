@@ -108,30 +108,79 @@ def card_pitch_check(model: torch.nn.Module, seed: int = 1, temperature: float =
             **summarize(checks)}
 
 
+def reconstruction_check(model: torch.nn.Module, audio: torch.Tensor, midi: Sequence[int], seed: int = 0,
+                         temperature: float = 1.0, sr: int = DEFAULT_SR) -> dict:
+    """Encode notes ``audio (batch, samples)`` with a WaveNet autoencoder, decode them (pitch-conditioned) and compare.
+
+    Per note: the pYIN pitch of original and reconstruction (cents between them) and the log-spectral
+    distance (dB, :func:`course_lib.models.gansynth_repr.log_spectral_distance`). JSON-able dict.
+    """
+    from course_lib.models.gansynth_repr import log_spectral_distance
+
+    x = audio.to(model.device)
+    recon = model.decode(model.encode(x), pitch=torch.as_tensor(list(midi)), n_samples=x.shape[-1],
+                         temperature=temperature, seed=seed).cpu()
+    lsd = log_spectral_distance(audio.cpu(), recon, n_fft=512, hop=128)
+    notes = []
+    for p, orig, rec, d in zip(midi, audio.cpu(), recon, lsd.tolist()):
+        f_orig, _ = median_f0(orig, sr)
+        f_rec, voiced = median_f0(rec, sr)
+        cents = 1200 * math.log2(f_rec / f_orig) if math.isfinite(f_rec) and math.isfinite(f_orig) else math.nan
+        notes.append({"midi": int(p), "original_hz": round(f_orig, 2) if math.isfinite(f_orig) else None,
+                      "reconstruction_hz": round(f_rec, 2) if math.isfinite(f_rec) else None,
+                      "cents_apart": round(cents, 1) if math.isfinite(cents) else None,
+                      "voiced_fraction": round(voiced, 3), "lsd_db": round(d, 2)})
+    kept = [n for n in notes if n["cents_apart"] is not None and abs(n["cents_apart"]) <= 50]
+    return {"how": f"{len(notes)} training notes of {audio.shape[-1] / sr:.2f} s encoded and decoded (temperature "
+                   f"{temperature}, seed {seed}); pYIN pitch of original vs reconstruction; log-spectral distance "
+                   "(n_fft 512)", "notes": len(notes), "pitch_kept_within_50_cents": len(kept),
+            "median_lsd_db": round(float(np.median([n["lsd_db"] for n in notes])), 2), "per_note": notes}
+
+
+def card_reconstruction_check(model: torch.nn.Module, seconds: float = 0.5) -> dict:
+    """The reconstruction check stored in an autoencoder's card: one note of each pitch in :data:`CARD_PITCHES`."""
+    from course_lib.models.wavenet_train import LESSON_DATA, synthetic_note_data
+
+    data = synthetic_note_data(**LESSON_DATA)
+    idx = [int((data.pitch == p).nonzero()[0]) for p in CARD_PITCHES]
+    n = int(round(seconds * data.sr))
+    return reconstruction_check(model, data.audio[idx, :n], CARD_PITCHES, sr=data.sr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m course_lib.models.wavenet_eval CKPT``: run the pitch check and store it in CKPT's ``.json`` card."""
+    """``python -m course_lib.models.wavenet_eval CKPT``: run the pitch / reconstruction check, store it in CKPT's card."""
     import argparse
     import json
     from pathlib import Path
 
     from course_lib.models.wavenet import load_wavenet
 
-    ap = argparse.ArgumentParser(description="Pitch check of a pitch-conditioned WaveNet checkpoint (updates its card).")
+    ap = argparse.ArgumentParser(description="Pitch check of a pitch-conditioned WaveNet, or reconstruction check of "
+                                             "an autoencoder (updates the checkpoint's .json card).")
     ap.add_argument("checkpoint")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    from course_lib.models.wavenet import WaveNetAutoencoder
+
     model, _ = load_wavenet(args.checkpoint)
-    if not getattr(model.config, "n_pitches", 0):
-        raise SystemExit(f"{args.checkpoint}: not a pitch-conditioned WaveNet (n_pitches = 0)")
-    result = card_pitch_check(model, args.seed, args.temperature)
     card_path = Path(args.checkpoint).with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    card["pitch_check"] = result
+    if isinstance(model, WaveNetAutoencoder):
+        result = card_reconstruction_check(model)
+        card["reconstruction_check"] = result
+        summary = (f"{result['pitch_kept_within_50_cents']}/{result['notes']} reconstructions keep the note's pitch "
+                   f"within 50 cents; median log-spectral distance {result['median_lsd_db']} dB")
+    elif getattr(model.config, "n_pitches", 0):
+        result = card_pitch_check(model, args.seed, args.temperature)
+        card["pitch_check"] = result
+        summary = (f"{result['within_tolerance']}/{result['notes']} notes within {result['tolerance_cents']:.0f} cents "
+                   f"(median |error| {result['median_abs_cents_error']} cents)")
+    else:
+        raise SystemExit(f"{args.checkpoint}: neither a pitch-conditioned WaveNet nor an autoencoder")
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    print(f"{args.checkpoint}: {result['within_tolerance']}/{result['notes']} notes within "
-          f"{result['tolerance_cents']:.0f} cents (median |error| {result['median_abs_cents_error']} cents) -> {card_path}")
+    print(f"{args.checkpoint}: {summary} -> {card_path}")
     return 0
 
 
