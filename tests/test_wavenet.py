@@ -332,3 +332,20 @@ def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
     assert abs(result["within_tolerance"] - card["pitch_check"]["within_tolerance"]) <= 1
     # and it means something: most requested pitches come out as that pitch (a 50-cent window)
     assert result["within_tolerance"] >= MIN_SHIPPED_PITCH_HITS
+
+
+def test_shipped_autoencoder_keeps_the_pitch_of_the_notes_it_reconstructs():
+    from course_lib.models.wavenet import load_pretrained
+    from course_lib.models.wavenet_eval import card_reconstruction_check
+
+    pre = load_pretrained("autoencoder")
+    if pre is None:
+        pytest.skip("asset wavenet_ae_lecture.pt not installed")
+    model, card = pre
+    assert "reconstruction_check" in card, "run python -m course_lib.models.wavenet_eval on the checkpoint"
+    result = card_reconstruction_check(model)  # 8 training notes of 0.5 s, encoded and decoded
+    stored = card["reconstruction_check"]
+    assert abs(result["pitch_kept_within_50_cents"] - stored["pitch_kept_within_50_cents"]) <= 1
+    assert result["pitch_kept_within_50_cents"] >= 5  # the card: 6 of 8
+    # the spectra are far from exact (an 8-channel latent every 8 ms) but nowhere near the ~45 dB of an untrained model
+    assert result["median_lsd_db"] < 30

@@ -115,7 +115,8 @@ def card_markdown(card: dict, limitations: str = "") -> str:
              f"(weight {c['aux_weight']}).",
              f"* **Training**: {meta.get('steps')} steps ({tr.get('steps_per_stage')} per stage), batch "
              f"{tr.get('batch_size')}, Adam lr {tr.get('lr')}, seed {tr.get('seed')}; "
-             f"{meta.get('train_seconds', 0) / 60:.0f} min of training on one CPU core (last session's run).",
+             f"about {meta.get('train_seconds', 0) / 60:.0f} min of training on one CPU core"
+             + (f" ({meta['train_note']})." if meta.get("train_note") else "."),
              f"* **Data**: {card['data']['source']}; {card['data']['n_notes']} notes, SHA-256 of audio + pitches "
              f"`{card['data']['sha256_audio_and_pitches'][:16]}...`.",
              f"* **File**: {card['bytes']:,} bytes, SHA-256 `{card['sha256']}`.", "",
