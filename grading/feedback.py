@@ -20,7 +20,7 @@ import soundfile as sf
 
 from grading.course import ASSIGNMENT, NOTEBOOK, db_url
 from grading.policy import Policy
-from grading.score import ScoreReport
+from grading.score import REPRODUCED_SNR_DB, ScoreReport
 
 N_PREVIEW = 4
 
@@ -85,6 +85,14 @@ def _quality_section(report: ScoreReport, policy: Policy, loops_dir: Path) -> st
     parts.append(f"<details><summary>thresholds (grading/thresholds.toml)</summary><ul>{rows_fad}</ul>"
                  f"<ul>{rows_is}</ul><p>points = (FAD points + IS points) × min(1, usable / {sub.n_loops}); "
                  f"no points with fewer than {sub.min_usable} usable loops.</p></details>")
+    rep = report.reproduction
+    if rep.get("compared"):
+        doubt = "" if rep["reproduced"] == rep["compared"] else " — a TA may ask you how the others were made"
+        parts.append(f"<p><b>Reproducibility</b> (no points): {rep['reproduced']} of the first {rep['compared']} "
+                     f"loops you handed in were regenerated from your checkpoint.pt while grading "
+                     f"(SNR ≥ {REPRODUCED_SNR_DB:g} dB){doubt}.</p>")
+    elif rep:
+        parts.append(f"<p><b>Reproducibility</b> (no points): {html.escape(rep.get('note', ''))}.</p>")
     reasons = [html.escape(p) for p in report.problems]
     reasons += [f"{html.escape(d['loop'])}: near-duplicate of {html.escape(d['same_as'])} "
                 f"(distance {d['distance']:.3f})" for d in report.duplicates]

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from grading import similarity, validate
@@ -58,6 +59,7 @@ class ScoreReport:
     usable_names: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    reproduction: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False, default=float)
@@ -147,6 +149,45 @@ def score_loops(loops_dir: Path, policy: Policy, assets: ReferenceAssets, studen
     return report
 
 
+REPRODUCED_SNR_DB = 30.0
+"""A regenerated loop reproduces a handed-in one when their SNR is at least this (dB): 16-bit rounding and
+another machine's float arithmetic (a GPU, another BLAS) stay far above it; a different loop is near 0 dB."""
+
+
+def _wav_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.wav") if p.is_file() and not p.is_symlink()) if folder.is_dir() else []
+
+
+def reproduction_check(loops_dir: Path, regenerated_dir: Path) -> dict:
+    """Do the loops regenerated from the checkpoint while autograding match the first ones handed in?
+
+    Compares the regenerated files (sorted by name) with as many of the handed-in ``loops_dir`` files
+    (sorted by name); reported in the feedback, it gives no points. Returns ``{"compared", "reproduced",
+    "snr_db": [...]}`` (``None`` for a pair that could not be read or differs in length) or a ``note``.
+    """
+    regenerated = _wav_files(Path(regenerated_dir))
+    if not regenerated:
+        return {"compared": 0, "reproduced": 0, "snr_db": [],
+                "note": "no loops were regenerated from checkpoint.pt while autograding"}
+    handed_in = _wav_files(Path(loops_dir))[: len(regenerated)]
+    snrs: list[float | None] = []
+    for ours, theirs in zip(regenerated, handed_in):
+        try:
+            x, _ = sf.read(str(theirs), dtype="float64", always_2d=False)
+            y, _ = sf.read(str(ours), dtype="float64", always_2d=False)
+        except (RuntimeError, ValueError, OSError):
+            snrs.append(None)
+            continue
+        if x.shape != y.shape or x.size == 0:
+            snrs.append(None)
+            continue
+        error = float(np.sum((x - y) ** 2))
+        snrs.append(99.0 if error == 0 else round(10 * math.log10(max(float(np.sum(x ** 2)), 1e-30) / error), 1))
+    snrs += [None] * (len(regenerated) - len(snrs))
+    return {"compared": len(regenerated), "reproduced": sum(v is not None and v >= REPRODUCED_SNR_DB for v in snrs),
+            "snr_db": snrs}
+
+
 def score_path(course_dir: Path, student: str) -> Path:
     """Where a student's score report lives in the grading folder."""
     return Path(course_dir) / "scores" / f"{student}.json"
@@ -166,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         loops = args.course_dir / "submitted" / student / "hw2" / "loops"
         try:
             report = score_loops(loops, policy, assets, student)
+            report.reproduction = reproduction_check(
+                loops, args.course_dir / "autograded" / student / "hw2" / "regenerated")
         except Exception as exc:  # the report must say what went wrong; the batch goes on
             report = ScoreReport(student=student, max_points=policy.quality_max, error=f"{type(exc).__name__}: {exc}")
         out = score_path(args.course_dir, student)

@@ -104,6 +104,18 @@ def test_reference_solution_code_is_full_and_quality_follows_the_thresholds(grad
         (policy.fad_points(rep.fad) + policy.is_points(rep.inception_score)) * rep.usable_factor)
 
 
+def test_regenerated_loops_are_compared_with_the_handed_in_ones(graded_class):
+    course_dir, _, _ = graded_class
+    # ref_solution handed in the loops its checkpoint generates; ref_real handed in real loops with the same checkpoint
+    made = report(course_dir, "ref_solution").reproduction
+    assert made["compared"] == 8 and made["reproduced"] == 8 and min(made["snr_db"]) >= 30
+    other = report(course_dir, "ref_real").reproduction
+    assert other["compared"] == 8 and other["reproduced"] == 0
+    assert report(course_dir, "blank").reproduction["compared"] == 0  # nothing regenerated without a checkpoint
+    page = (course_dir / "feedback" / "ref_real" / "hw2" / "report.html").read_text(encoding="utf-8")
+    assert "Reproducibility" in page and "0 of the first 8 loops" in page
+
+
 def test_blank_submission_gets_zero_and_a_clear_message(graded_class):
     course_dir, _, _ = graded_class
     s, rep = scores(course_dir)["blank"], report(course_dir, "blank")
