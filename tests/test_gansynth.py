@@ -380,7 +380,9 @@ def test_shipped_checkpoints_match_their_cards_and_if_beats_phase():
         # the card's recipe rebuilds the exact training notes (fails when the note generator changed: retrain)
         assert notes_hash(audio, pitches) == card["data"]["sha256_audio_and_pitches"], f"stale asset {path.name}"
         measured[kind] = evaluate_checkpoint(path)  # the lesson's table: 156 generated notes vs 394 real
-        for key in ("FD (pitch-classifier features)", "IS", "NDB/K", "PA (%)"):
+        for key in ("FD (pitch-classifier features)", "IS", "NDB/K"):
             assert measured[kind][key] == pytest.approx(card["evaluation"][key], rel=0.05, abs=0.02), (kind, key)
+        # PA moves in steps of 1/156 = 0.64 points: allow two notes classified differently on another BLAS
+        assert measured[kind]["PA (%)"] == pytest.approx(card["evaluation"]["PA (%)"], abs=1.3), kind
     # the lecture's claim where our CPU-sized models reproduce it: IF notes are closer to the real ones
     assert measured["if"]["FD (pitch-classifier features)"] < measured["phase"]["FD (pitch-classifier features)"]
