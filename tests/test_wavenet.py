@@ -313,18 +313,24 @@ def test_median_f0_and_pluck_prime():
     assert s["within_tolerance"] == 1 and s["median_abs_cents_error"] == 51.3 and s["per_note"][1]["measured_hz"] is None
 
 
+def _shipped_or_skip(name: str):
+    """(model, data card) of a shipped Lesson 03 checkpoint; skips the test when the asset is not installed."""
+    from course_lib.models.wavenet import PRETRAINED, load_pretrained
+
+    pre = load_pretrained(name)
+    if pre is None:
+        pytest.skip(f"asset {PRETRAINED[name]} not installed")
+    return pre
+
+
 MIN_SHIPPED_PITCH_HITS = 5
 """Of the card's 8 requested pitches, how many the shipped lecture WaveNet must play within 50 cents (it plays 6)."""
 
 
 def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
-    from course_lib.models.wavenet import load_pretrained
     from course_lib.models.wavenet_eval import CARD_PITCHES, card_pitch_check
 
-    pre = load_pretrained("pitch")
-    if pre is None:
-        pytest.skip("asset wavenet_lecture_pitch.pt not installed")
-    model, card = pre
+    model, card = _shipped_or_skip("pitch")
     assert "pitch_check" in card, "run python -m course_lib.models.wavenet_eval on the checkpoint to fill its card"
     result = card_pitch_check(model)  # 8 notes of 0.5 s, one batch, pYIN
     assert [n["midi"] for n in result["per_note"]] == list(CARD_PITCHES)
@@ -335,13 +341,9 @@ def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
 
 
 def test_shipped_autoencoder_keeps_the_pitch_of_the_notes_it_reconstructs():
-    from course_lib.models.wavenet import load_pretrained
     from course_lib.models.wavenet_eval import card_reconstruction_check
 
-    pre = load_pretrained("autoencoder")
-    if pre is None:
-        pytest.skip("asset wavenet_ae_lecture.pt not installed")
-    model, card = pre
+    model, card = _shipped_or_skip("autoencoder")
     assert "reconstruction_check" in card, "run python -m course_lib.models.wavenet_eval on the checkpoint"
     result = card_reconstruction_check(model)  # 8 training notes of 0.5 s, encoded and decoded
     stored = card["reconstruction_check"]

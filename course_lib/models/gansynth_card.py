@@ -40,11 +40,18 @@ def notes_hash(audio: torch.Tensor, pitches: torch.Tensor) -> str:
 def evaluate_checkpoint(path: PathLike, gen_per_real: int = 2, seed: int = 123,
                         device: torch.device | str | None = None) -> dict:
     """The lesson-04 evaluation of the checkpoint at ``path``: a dict of metrics and clip counts."""
+    from course_lib.models.gansynth import load_gansynth
+
+    return evaluate_model(load_gansynth(path, device), gen_per_real, seed, device)
+
+
+def evaluate_model(model: torch.nn.Module, gen_per_real: int = 2, seed: int = 123,
+                   device: torch.device | str | None = None) -> dict:
+    """The lesson-04 evaluation of a loaded :class:`~course_lib.models.gansynth.GANSynth` (see :func:`evaluate_checkpoint`)."""
     from course_lib.metrics.evaluate import build_reference, evaluate
     from course_lib.models.classifiers import load_pitch_classifier
-    from course_lib.models.gansynth import load_gansynth, training_notes
+    from course_lib.models.gansynth import training_notes
 
-    model = load_gansynth(path, device)
     duration = model.spec.samples / model.sr
     train_audio, _, _ = training_notes(round(duration, 2), "train")
     held = [training_notes(round(duration, 2), s) for s in ("test", "valid")]
@@ -70,15 +77,18 @@ def _history_summary(ckpt: dict, last: int = 200) -> dict:
     return {f"{k} (mean of last {len(steps)} steps)": round(sum(s[k] for s in steps) / len(steps), 3) for k in keys}
 
 
-def build_card(path: PathLike, evaluation: dict) -> dict:
-    """The JSON card of the checkpoint at ``path`` with ``evaluation`` (from :func:`evaluate_checkpoint`)."""
+def build_card(path: PathLike, evaluation: dict, model: torch.nn.Module | None = None) -> dict:
+    """The JSON card of the checkpoint at ``path`` with ``evaluation`` (from :func:`evaluate_checkpoint`).
+
+    ``model``: the checkpoint already loaded with ``load_gansynth`` (loaded here when None).
+    """
     from course_lib.models.gansynth import load_gansynth, training_notes
     from course_lib.train.checkpoint import load_checkpoint
 
     path = Path(path)
     raw = path.read_bytes()
     ckpt = load_checkpoint(path)
-    model = load_gansynth(path)
+    model = load_gansynth(path) if model is None else model
     meta = dict(model.meta)
     duration = round(model.spec.samples / model.sr, 2)
     audio, pitches, _ = training_notes(duration, "train")
@@ -142,7 +152,10 @@ def write_card(path: PathLike, gen_per_real: int = 2, device: torch.device | str
         old = md_path.read_text(encoding="utf-8")
         if LIMITATIONS_HEADING in old:
             limitations = old[old.index(LIMITATIONS_HEADING):]
-    card = build_card(path, evaluate_checkpoint(path, gen_per_real, device=device))
+    from course_lib.models.gansynth import load_gansynth
+
+    model = load_gansynth(path, device)
+    card = build_card(path, evaluate_model(model, gen_per_real, device=device), model)
     json_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(card_markdown(card, limitations), encoding="utf-8")
     return json_path, md_path
