@@ -1,8 +1,8 @@
 """What the HW2 notebook calls to train a loop generator and to generate the loops it hands in.
 
 Thin, reproducible wrappers over :mod:`course_lib.train.gan` (StyleGAN2 on log-mel loop
-images), :mod:`course_lib.models.stylegan2` and the vocoder (:mod:`course_lib.models.melgan`:
-the shipped MelGAN when present, else Griffin-Lim). Loop ``i`` of a seed depends only on
+images), :mod:`course_lib.models.stylegan2` and the vocoder (:mod:`course_lib.models.istft_vocoder`:
+the shipped iSTFT vocoder when present, else Griffin-Lim; MelGAN on request). Loop ``i`` of a seed depends only on
 ``(seed, i)`` — its latent is drawn from its own generator and the noise inputs are the
 generator's constant buffers — so regenerating 8 loops while grading reproduces the first 8
 loops a student handed in, bit for bit up to 16-bit rounding.
@@ -43,27 +43,64 @@ def loop_latents(n: int, z_dim: int, seed: int = 0) -> torch.Tensor:
     return torch.stack(rows) if rows else torch.zeros(0, z_dim)
 
 
+def loop_vocoder(vocoder: PathLike | str | None = None, device: torch.device | str | None = None,
+                 loop_samples: int | None = None):
+    """The function ``log_mel (batch, n_mels, frames) -> audio (batch, frames * hop)`` that turns loop mels into audio.
+
+    ``vocoder``: ``None`` = the shipped iSTFT vocoder (``assets/istft_vocoder_loops.pt``; Griffin-Lim,
+    32 iterations, with a warning if that file is missing), ``"istft"``, ``"melgan"`` (the shipped
+    MelGAN of Lesson 05), ``"griffin_lim"``, or the path of an iSTFT-vocoder or MelGAN checkpoint
+    (told apart by the file's ``kind``). Loops are vocoded as periodic clips.
+    """
+    import warnings
+
+    from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, REBUILD_COMMAND, load_istft_vocoder
+    from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
+
+    def gl(mel: torch.Tensor) -> torch.Tensor:
+        return griffin_lim_vocoder(mel, length=loop_samples)
+
+    def melgan(path: Path):
+        model, _ = load_vocoder(path, device=device)
+        return lambda mel: model(mel)
+
+    def istft(path: Path):
+        model = load_istft_vocoder(path, device=device)
+        return lambda mel: model.vocode(mel, periodic=True)
+
+    if vocoder is None:
+        if ISTFT_VOCODER_ASSET.is_file():
+            return istft(ISTFT_VOCODER_ASSET)
+        warnings.warn(f"{ISTFT_VOCODER_ASSET} is missing: vocoding with Griffin-Lim instead (much worse FAD); "
+                      f"rebuild it with `{REBUILD_COMMAND}`", stacklevel=3)
+        return gl
+    if isinstance(vocoder, str) and vocoder in ("griffin_lim", "melgan", "istft"):
+        return {"griffin_lim": lambda: gl, "melgan": lambda: melgan(VOCODER_ASSET),
+                "istft": lambda: istft(ISTFT_VOCODER_ASSET)}[vocoder]()
+    path = Path(vocoder)
+    if not path.is_file():
+        raise FileNotFoundError(f"vocoder: {path} is not a file (or use 'istft', 'melgan', 'griffin_lim')")
+    kind = torch.load(path, map_location="cpu", weights_only=True).get("kind")
+    if kind == "istft_vocoder":
+        return istft(path)
+    if kind == "melgan_generator":
+        return melgan(path)
+    raise ValueError(f"vocoder: {path} is neither an iSTFT vocoder nor a MelGAN checkpoint (kind={kind!r})")
+
+
 @torch.no_grad()
 def generate_loops(checkpoint: PathLike, n: int, seed: int = 0, truncation_psi: float = 1.0,
-                   vocoder: PathLike | None = None, batch_size: int = 16,
+                   vocoder: PathLike | str | None = None, batch_size: int = 16,
                    device: torch.device | str | None = None) -> torch.Tensor:
     """``n`` loops ``(n, loop_samples)`` in [-1, 1] from a generator checkpoint, peak-normalised to 0.9.
 
-    ``vocoder``: a MelGAN checkpoint (default: the shipped one if present, else Griffin-Lim).
+    ``vocoder``: see :func:`loop_vocoder` (default: the shipped iSTFT vocoder, else Griffin-Lim with a warning).
     """
     from course_lib.audio import peak_normalize
-    from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
     from course_lib.models.stylegan2 import generate_mels, load_generator
 
     generator, spec = load_generator(checkpoint, device=device)
-    voc_path = Path(vocoder) if vocoder is not None else VOCODER_ASSET
-    if voc_path.is_file():
-        voc_model, _ = load_vocoder(voc_path, device=device)
-        def voc(mel: torch.Tensor) -> torch.Tensor:
-            return voc_model(mel)
-    else:
-        def voc(mel: torch.Tensor) -> torch.Tensor:
-            return griffin_lim_vocoder(mel, spec.mel, spec.loop_samples)
+    voc = loop_vocoder(vocoder, device=device, loop_samples=spec.loop_samples)
     # per-loop latents and the generator's constant noise: loop i depends only on (seed, i)
     mels = generate_mels(generator, spec, n, truncation_psi=truncation_psi, batch_size=batch_size,
                          noise_mode="const", z=loop_latents(n, generator.z_dim, seed), device=device)
