@@ -6,6 +6,8 @@
 ``gansynth_repr``  phase / IF / mel-IF note representations and their inverses (Lesson 04)
 ``stylegan2``      StyleGAN2 for log-mel loop images (Lesson 05, HW2)
 ``melgan``         MelGAN vocoder and the Griffin-Lim baseline (Lesson 05, HW2)
+``istft_vocoder``  Vocos-style frame-rate vocoder (mel -> STFT magnitude/phase -> iSTFT), HW2's default
+``vocoder_eval``   Griffin-Lim / MelGAN / iSTFT side by side, the vocoder's data card (Lesson 05)
 ``classifiers``    loop and pitch classifiers behind IS / FAD / PA / PE (metrics)
 =================  ==============================================================
 """
