@@ -358,6 +358,10 @@ DECIDERS = {"modconv": _decide_modconv, "mapping": _decide_mapping, "r1": _decid
 def decide(notebook: Path, inputs: Path, out: Path) -> dict[str, PartResult]:
     """The trusted verdict on every part, from the probe's files in ``out`` and the student's notebook."""
     cells = {(_meta(c).get("grade_id")): _source(c) for c in _cells(notebook) if c.get("cell_type") == "code"}
+    try:
+        cell_errors = {c["id"]: c["error"] for c in json.loads((Path(out) / "cells.json").read_text())["cells"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        cell_errors = {}
     results = {}
     for part, (solution_id, _) in PARTS.items():
         source = cells.get(solution_id)
@@ -380,7 +384,9 @@ def decide(notebook: Path, inputs: Path, out: Path) -> dict[str, PartResult]:
             results[part] = PartResult(part, False, "the object handed in is the course library's own")
             continue
         if meta.get("error"):
-            results[part] = PartResult(part, False, f"raised {meta['error']}"[:300])
+            cell_error = cell_errors.get(solution_id)
+            why = f"its cell raised {cell_error}" if cell_error else f"raised {meta['error']}"
+            results[part] = PartResult(part, False, why[:300])
             continue
         try:
             DECIDERS[part](Path(inputs), folder, meta)
