@@ -35,6 +35,48 @@ class SubmissionPolicy:
 
 
 @dataclass(frozen=True)
+class GenerationPolicy:
+    """How the scorer makes the graded loops from a checkpoint (thresholds.toml [generation]).
+
+    ``seed``: the latent seed of the graded loops (the policy's, not the student's). The student picks
+    ``truncation_psi`` in ``[truncation_psi_min, truncation_psi_max]`` through ``meta["truncation_psi"]`` of the checkpoint
+    (absent: ``truncation_psi_default``). ``preview_loops`` loops of ``preview_seed`` (what the notebook hands in)
+    are regenerated and compared with the first handed-in WAVs; ``preview_snr_db`` (dB) counts as a match.
+    """
+
+    seed: int = 20260
+    truncation_psi_min: float = 0.5
+    truncation_psi_max: float = 1.0
+    truncation_psi_default: float = 1.0
+    preview_loops: int = 8
+    preview_seed: int = 0
+    preview_snr_db: float = 30.0
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class CheckpointLimits:
+    """What a handed-in ``checkpoint.pt`` may cost (thresholds.toml [checkpoint]); checked before building it.
+
+    Sizes are StyleGAN2Config fields; ``max_gmacs_per_loop``: an upper-bound estimate of the generator's
+    multiply-accumulates per loop (10^9); ``time_limit_s`` / ``memory_mb``: the generation process's
+    wall-clock and address-space limits.
+    """
+
+    max_bytes: int = 50_000_000
+    max_channels: int = 512
+    max_z_dim: int = 512
+    max_w_dim: int = 512
+    max_mapping_layers: int = 8
+    max_n_up: int = 5
+    max_image_width: int = 256
+    max_parameters: int = 30_000_000
+    max_gmacs_per_loop: float = 10.0
+    time_limit_s: float = 300.0
+    memory_mb: int = 4096
+
+
+@dataclass(frozen=True)
 class Policy:
     """Every number of the grading policy."""
 
@@ -48,6 +90,8 @@ class Policy:
     quality_max: float
     fad_rows: tuple[tuple[float, float], ...]   # (max FAD, points), ascending max
     is_rows: tuple[tuple[float, float], ...]    # (min IS, points), descending min
+    generation: GenerationPolicy = GenerationPolicy()
+    checkpoint: CheckpointLimits = CheckpointLimits()
 
     def fad_points(self, fad: float) -> float:
         """Points for a FAD value (0 beyond the last row, or for NaN)."""
@@ -91,6 +135,8 @@ def load_policy(path: Path | str | None = None) -> Policy:
             quality_max=float(raw["points"]["quality_max"]),
             fad_rows=fad_rows,
             is_rows=is_rows,
+            generation=GenerationPolicy(**raw.get("generation", {})),
+            checkpoint=CheckpointLimits(**raw.get("checkpoint", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: missing or malformed entry {exc}") from exc
@@ -99,4 +145,10 @@ def load_policy(path: Path | str | None = None) -> Policy:
         raise ValueError(f"{path}: best FAD + IS points = {best}, but quality_max = {policy.quality_max}")
     if any(b[1] > a[1] for a, b in zip(fad_rows, fad_rows[1:])):
         raise ValueError(f"{path}: FAD points must not grow as the FAD limit grows")
+    gen = policy.generation
+    if not 0.0 < gen.truncation_psi_min <= gen.truncation_psi_default <= gen.truncation_psi_max:
+        raise ValueError(f"{path}: [generation] needs 0 < truncation_psi_min <= truncation_psi_default <= truncation_psi_max, got "
+                         f"{gen.truncation_psi_min}, {gen.truncation_psi_default}, {gen.truncation_psi_max}")
+    if gen.preview_loops < 0 or gen.batch_size < 1:
+        raise ValueError(f"{path}: [generation] preview_loops must be >= 0 and batch_size >= 1")
     return policy

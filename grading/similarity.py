@@ -80,6 +80,7 @@ class Match:
     ncc: float          # best normalised circular cross-correlation of the waveforms
     distance: float     # RMS normalised-log-mel distance at the best frame shift (nats)
     shift: int          # that best circular shift in frames
+    disguise: str = ""  # how the copy was found: "" (as is), "polarity", "low-pass", "speed x0.97", ...
 
 
 def nearest_matches(query_audio: torch.Tensor, query_mels: torch.Tensor, ref_audio: torch.Tensor,

@@ -82,7 +82,14 @@ def check_file(path: Path, policy: SubmissionPolicy) -> tuple[LoopCheck, np.ndar
     if data.shape[0] != policy.samples:
         return LoopCheck(name, False, f"{data.shape[0]} samples = {data.shape[0] / sr:.3f} s "
                                       f"(required exactly {policy.samples} = {policy.seconds} s)"), None
-    x = data[:, 0]
+    return check_clip(name, data[:, 0], policy)
+
+
+def check_clip(name: str, x: np.ndarray, policy: SubmissionPolicy) -> tuple[LoopCheck, np.ndarray | None]:
+    """The sample checks of one clip ``(samples,)`` float: length, finite, not silent, not clipped."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1 or x.shape[0] != policy.samples:
+        return LoopCheck(name, False, f"has shape {tuple(x.shape)} (required ({policy.samples},))"), None
     if not np.isfinite(x).all():
         return LoopCheck(name, False, "contains NaN or infinite samples"), None
     rms_db = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20)
@@ -93,6 +100,22 @@ def check_file(path: Path, policy: SubmissionPolicy) -> tuple[LoopCheck, np.ndar
         return LoopCheck(name, False, f"is clipped ({100 * clipped:.1f} % of samples at |x| >= "
                                       f"{policy.clip_level}; limit {100 * policy.max_clipped_fraction:.1f} %)"), None
     return LoopCheck(name, True), x
+
+
+def check_audio(audio: np.ndarray, names: list[str], policy: SubmissionPolicy, where: str = "") -> FolderCheck:
+    """Apply the per-clip policy to loops made in memory ``(n, samples)`` (the scorer's own generated loops)."""
+    result = FolderCheck(folder=where)
+    usable = []
+    for name, x in zip(names, np.asarray(audio)):
+        verdict, clip = check_clip(name, x, policy)
+        result.checks.append(verdict)
+        if clip is not None:
+            usable.append(clip)
+            result.names.append(name)
+    if len(names) < policy.n_loops:
+        result.folder_problem = f"only {len(names)} loops (required {policy.n_loops})"
+    result.audio = np.stack(usable) if usable else np.zeros((0, policy.samples), np.float32)
+    return result
 
 
 def check_folder(folder: Path, policy: SubmissionPolicy) -> FolderCheck:

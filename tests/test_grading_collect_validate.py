@@ -200,24 +200,24 @@ def test_recollect_keeps_unchanged_submissions_and_regrades_new_ones(tmp_path):
     assert (course / "submitted" / "ben" / "hw2" / "hw2.ipynb").read_bytes() == b'{"new": 1}'
 
 
-def test_reproduction_check_compares_regenerated_with_first_handed_in_loops(tmp_path):
-    import numpy as np
-    import soundfile as sf
-
-    from grading.score import reproduction_check
+def test_preview_check_compares_the_checkpoints_loops_with_the_first_handed_in(tmp_path):
+    from grading.score import preview_check
 
     rng = np.random.default_rng(0)
-    loops, regen = tmp_path / "loops", tmp_path / "regenerated"
+    loops = tmp_path / "loops"
     loops.mkdir()
-    regen.mkdir()
-    clips = 0.3 * rng.standard_normal((4, 800))
+    clips = 0.1 * rng.standard_normal((4, 800))
     for i, x in enumerate(clips):
         sf.write(loops / f"loop_{i:03d}.wav", x, 16000, subtype="PCM_16")
-    assert reproduction_check(loops, tmp_path / "nowhere")["compared"] == 0
-    sf.write(regen / "a.wav", clips[0] + 1e-4 * rng.standard_normal(800), 16000, subtype="PCM_16")  # same loop, ~70 dB
-    sf.write(regen / "b.wav", clips[2], 16000, subtype="PCM_16")        # a different loop than the 2nd handed in
-    sf.write(regen / "c.wav", clips[2][:400], 16000, subtype="PCM_16")  # wrong length
-    (regen / "d.wav").write_bytes(b"not audio")                          # unreadable
-    out = reproduction_check(loops, regen)
-    assert out["compared"] == 4 and out["reproduced"] == 1
-    assert out["snr_db"][0] > 50 and out["snr_db"][1] < 5 and out["snr_db"][2:] == [None, None]
+    assert preview_check(tmp_path / "nowhere", clips[:2])["mismatch"]  # nothing handed in: flagged, nothing compared
+    ours = np.stack([clips[0] + 1e-4 * rng.standard_normal(800), clips[2], clips[2], clips[3]])
+    (loops / "loop_003.wav").write_bytes(b"not audio")                  # unreadable
+    out = preview_check(loops, ours)
+    assert out["compared"] == 4 and out["reproduced"] == 2 and out["mismatch"]
+    assert out["snr_db"][0] > 50 and out["snr_db"][1] < 5 and out["snr_db"][2] > 50
+    assert out["snr_db"][3] is None
+    ref = np.stack([clips[1], clips[1][:400].repeat(2)])  # a second one of another length: not comparable
+    sf.write(loops / "loop_000.wav", clips[1], 16000, subtype="PCM_16")
+    sf.write(loops / "loop_001.wav", clips[1][:400], 16000, subtype="PCM_16")
+    short = preview_check(loops, ref)
+    assert short["reproduced"] == 1 and short["snr_db"][1] is None
