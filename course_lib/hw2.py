@@ -10,30 +10,181 @@ loops a student handed in, bit for bit up to 16-bit rounding.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from course_lib.data.config import derive_seed
 
 PathLike = Union[str, Path]
 
 
-def train_generator(checkpoint: PathLike, preset: str = "lecture", seed: int = 0, progress: bool = True,
-                    **overrides) -> Path:
-    """Train StyleGAN2 with a :data:`course_lib.train.gan.PRESETS` preset and save its EMA generator.
+def train_generator(checkpoint: PathLike, preset: str = "lecture", seed: int = 0, progress: bool = True, *,
+                    modulated_conv2d: Callable, mapping_network: type, r1_penalty: Callable, **overrides) -> Path:
+    """Train StyleGAN2 built from **your** HW2 parts with a :data:`course_lib.train.gan.PRESETS` preset.
 
+    ``modulated_conv2d`` runs every modulated convolution of the generator, ``mapping_network`` (your
+    class, called as ``mapping_network(z_dim=, w_dim=, n_layers=, lr_mul=)``) is its mapping network
+    and ``r1_penalty`` regularises the discriminator; the rest is the course's StyleGAN2 and training
+    loop. The course library's own implementations are refused (:class:`ValueError`).
     ``overrides`` are :class:`~course_lib.train.gan.GANConfig` fields (``steps=...``, ``max_seconds=...``).
-    Returns the checkpoint path (a generator file for :func:`generate_loops`).
-    """
-    from course_lib.models.stylegan2 import save_generator
-    from course_lib.train.gan import get_config, train_gan
 
-    cfg = get_config("stylegan2", preset, seed=seed, progress=progress, **overrides)
-    result = train_gan(cfg)
-    meta = {"preset": preset, "seed": seed, "steps": result.steps_done, "seconds": round(result.seconds, 1)}
-    return save_generator(result.best_generator, result.spec, checkpoint, meta=meta)
+    The EMA generator is saved in the course's format (:func:`~course_lib.models.stylegan2.save_generator`;
+    your mapping network's weights, stored as the HW2 asks, ``(out, in)`` weights and ``(out,)`` biases in
+    layer order, become the course's layers), so the grader regenerates loops from it with the course's
+    architecture; ``meta["course_architecture_max_diff"]`` says how closely that reproduces your model
+    (about 1e-6 when your parts are right). Returns the checkpoint path.
+    """
+    from course_lib.models import stylegan2 as sg
+    from course_lib.train import gan
+
+    parts = _check_parts(modulated_conv2d, mapping_network, r1_penalty)
+    cfg = gan.get_config("stylegan2", preset, seed=seed, progress=progress, **overrides)
+    original = gan.build_task
+
+    def build_task(config, device):
+        task = original(config, device)
+        if config.model == "stylegan2":
+            _install_parts(task, *parts)
+        return task
+
+    gan.build_task = build_task  # train_gan builds its task through this module attribute
+    try:
+        result = gan.train_gan(cfg)
+    finally:
+        gan.build_task = original
+    student_g = result.best_generator
+    course_g = to_course_generator(student_g)
+    meta = {"preset": preset, "seed": seed, "steps": result.steps_done, "seconds": round(result.seconds, 1),
+            "course_architecture_max_diff": _max_diff(student_g, course_g)}
+    if meta["course_architecture_max_diff"] > 1e-3:
+        warnings.warn(f"your generator and the course's architecture with your weights differ by up to "
+                      f"{meta['course_architecture_max_diff']:.3g}: the grader's loops come from the course's "
+                      "architecture, so check modulated_conv2d and MappingNetwork against their tests")
+    return sg.save_generator(course_g, result.spec, checkpoint, meta=meta)
+
+
+def _check_parts(modulated_conv2d: Callable, mapping_network: type, r1_penalty: Callable) -> tuple:
+    """Refuse what is not callable and what is the course library's own implementation."""
+    from course_lib.models import stylegan2 as sg
+
+    for name, given, own in (("modulated_conv2d", modulated_conv2d, sg.modulated_conv2d),
+                             ("mapping_network", mapping_network, sg.MappingNetwork),
+                             ("r1_penalty", r1_penalty, sg.r1_penalty)):
+        if not callable(given):
+            raise TypeError(f"{name} must be your function / class from the notebook, got {type(given).__name__}")
+        if given is own or (isinstance(given, type) and issubclass(given, own)) \
+                or str(getattr(given, "__module__", "")).startswith("course_lib"):
+            raise ValueError(f"{name}: pass your own implementation from the notebook, not course_lib's")
+    return modulated_conv2d, mapping_network, r1_penalty
+
+
+class StudentMapping(nn.Module):
+    """A student's mapping network with the interface of :class:`~course_lib.models.stylegan2.MappingNetwork`
+    (``z_dim``, ``w_dim``, the ``w_avg`` buffer and :meth:`update_w_avg`)."""
+
+    def __init__(self, net: nn.Module, z_dim: int, w_dim: int) -> None:
+        super().__init__()
+        self.net, self.z_dim, self.w_dim = net, z_dim, w_dim
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+    @torch.no_grad()
+    def update_w_avg(self, w: torch.Tensor, beta: float = 0.995) -> None:
+        """``w_avg <- beta * w_avg + (1 - beta) * mean(w)``."""
+        self.w_avg.copy_(torch.lerp(w.detach().mean(0).to(self.w_avg.dtype), self.w_avg, beta))
+
+
+def _student_modconv_class():
+    from course_lib.models.stylegan2 import ModulatedConv2d
+
+    class StudentModulatedConv2d(ModulatedConv2d):
+        """:class:`~course_lib.models.stylegan2.ModulatedConv2d` calling the student's ``modconv_fn``."""
+
+        def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+            if self.upsample:
+                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            return self.modconv_fn(x, self.weight * self.scale, self.affine(w), self.demodulate)
+
+    return StudentModulatedConv2d
+
+
+def use_student_parts(generator: nn.Module, modulated_conv2d: Callable, mapping_network: type) -> nn.Module:
+    """Make a course :class:`~course_lib.models.stylegan2.Generator` run the student's parts (in place):
+    every modulated convolution calls ``modulated_conv2d``, the mapping network is a fresh ``mapping_network``."""
+    from course_lib.models.stylegan2 import ModulatedConv2d
+
+    cls = _student_modconv_class()
+    for module in generator.modules():
+        if isinstance(module, ModulatedConv2d):
+            module.__class__ = cls
+            module.modconv_fn = modulated_conv2d
+    c = generator.config
+    net = mapping_network(z_dim=c.z_dim, w_dim=c.w_dim, n_layers=c.mapping_layers, lr_mul=c.mapping_lr_mul)
+    generator.mapping_net = StudentMapping(net, c.z_dim, c.w_dim).to(generator.input.const.device)
+    return generator
+
+
+def _install_parts(task, modulated_conv2d: Callable, mapping_network: type, r1_penalty: Callable) -> None:
+    """Put the student's parts into a fresh :class:`~course_lib.train.gan.StyleGAN2Task` (before any step)."""
+    import types
+
+    from course_lib.models import stylegan2 as sg
+    from course_lib.train import gan
+
+    cfg = task.cfg
+    use_student_parts(task.G, modulated_conv2d, mapping_network)
+    task.G_ema = sg.make_ema(task.G) if cfg.ema_half_life > 0 else None
+    task.opt_g = gan._lazy_adam(task.G.parameters(), cfg.lr_g, cfg.betas, cfg.pl_interval if cfg.pl_weight > 0 else 0)
+    losses = types.SimpleNamespace(**vars(sg))  # the course's losses, with the student's R1 ...
+    losses.r1_penalty = r1_penalty
+    # ... and any generator the loop exports is saved in the course's format
+    losses.save_generator = lambda g, spec, path, meta=None: sg.save_generator(to_course_generator(g), spec, path, meta)
+    task.sg = losses
+
+
+def to_course_generator(generator: nn.Module) -> nn.Module:
+    """The course's :class:`~course_lib.models.stylegan2.Generator` with the weights of ``generator``
+    (a generator with student parts: its mapping weights are the 2-D parameters, its biases the 1-D
+    ones, in order). A course generator is returned unchanged. Raises :class:`ValueError` when the
+    student's mapping network does not store one ``(out, in)`` weight and one ``(out,)`` bias per layer."""
+    from course_lib.models.stylegan2 import Generator
+
+    mapping = generator.mapping_net
+    if not isinstance(mapping, StudentMapping):
+        return generator
+    c = generator.config
+    params = list(mapping.net.parameters())
+    weights, biases = [p for p in params if p.ndim == 2], [p for p in params if p.ndim == 1]
+    dims = [c.z_dim] + [c.w_dim] * c.mapping_layers
+    if [tuple(w.shape) for w in weights] != [(o, i) for i, o in zip(dims, dims[1:])] \
+            or [tuple(b.shape) for b in biases] != [(c.w_dim,)] * c.mapping_layers or len(params) != 2 * c.mapping_layers:
+        raise ValueError(f"MappingNetwork parameters {[tuple(p.shape) for p in params]}: expected an (out, in) weight "
+                         f"and an (out,) bias per layer ({c.mapping_layers} layers), as the notebook asks")
+    state = {k: v for k, v in generator.state_dict().items() if not k.startswith("mapping_net.")}
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        state[f"mapping_net.layers.{i}.weight"] = w.detach()
+        state[f"mapping_net.layers.{i}.bias"] = b.detach()
+    state["mapping_net.w_avg"] = mapping.w_avg.detach()
+    course = Generator(c)
+    course.load_state_dict({k: v.cpu() for k, v in state.items()})
+    return course.eval()
+
+
+@torch.no_grad()
+def _max_diff(a: nn.Module, b: nn.Module, n: int = 4) -> float:
+    """Largest difference of the images two generators make from the same latents (constant noise)."""
+    device = next(a.parameters()).device
+    z = torch.randn(n, a.config.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    ya, yb = a.eval()(z, noise_mode="const"), b.to(device).eval()(z, noise_mode="const")
+    b.cpu()
+    return float((ya - yb).abs().max())
 
 
 def loop_latents(n: int, z_dim: int, seed: int = 0) -> torch.Tensor:
