@@ -26,6 +26,7 @@ from typing import Callable, Sequence, Union
 import torch
 
 from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, load_istft_vocoder
+from course_lib.spectral import MelConfig
 
 PathLike = Union[str, Path]
 HELD_OUT_SEED = 2   # grading/demo.py and grading/calibrate.py: "real loops (held out)"
@@ -66,7 +67,13 @@ def vocoder_functions(which: Sequence[str] = VOCODERS, periodic: bool = True, n_
     out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     for name in which:
         if name == "griffin_lim":
-            out[name] = lambda m: griffin_lim_vocoder(m, n_iter=n_iter, periodic=periodic).cpu()
+            def gl(m: torch.Tensor) -> torch.Tensor:
+                if periodic:
+                    return griffin_lim_vocoder(m, n_iter=n_iter, periodic=True).cpu()
+                # not a loop: repeat the last frame, as the iSTFT vocoder does, so T frames give T * hop samples
+                padded = torch.cat([m, m[..., -1:]], dim=-1)
+                return griffin_lim_vocoder(padded, n_iter=n_iter, periodic=False, length=m.shape[-1] * MelConfig().hop).cpu()
+            out[name] = gl
         elif name == "melgan":
             mg, _ = load_vocoder(melgan_path, device=device)
 
