@@ -92,6 +92,7 @@ class Policy:
     is_rows: tuple[tuple[float, float], ...]    # (min IS, points), descending min
     generation: GenerationPolicy = GenerationPolicy()
     checkpoint: CheckpointLimits = CheckpointLimits()
+    memo_disguised_logmel_rms: float = 0.0   # low-pass / speed-change search (grading.similarity.find_disguised); 0 = off
 
     def fad_points(self, fad: float) -> float:
         """Points for a FAD value (0 beyond the last row, or for NaN)."""
@@ -137,6 +138,7 @@ def load_policy(path: Path | str | None = None) -> Policy:
             is_rows=is_rows,
             generation=GenerationPolicy(**raw.get("generation", {})),
             checkpoint=CheckpointLimits(**raw.get("checkpoint", {})),
+            memo_disguised_logmel_rms=float(raw["memorisation"].get("disguised_logmel_rms_distance", 0.0)),
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: missing or malformed entry {exc}") from exc

@@ -177,7 +177,8 @@ def _score_checked(folder: validate.FolderCheck, policy: Policy, assets: Referen
             report.duplicates.append({"loop": folder.names[m.index], "same_as": folder.names[m.ref_index],
                                       "ncc": round(m.ncc, 4), "distance": round(m.distance, 4)})
         for m in similarity.find_memorised(audio, logmels, assets.training_audio, assets.training_logmels,
-                                           policy.memo_ncc, policy.memo_logmel_rms, policy.memo_max_shift_frames):
+                                           policy.memo_ncc, policy.memo_logmel_rms, policy.memo_max_shift_frames,
+                                           policy.memo_disguised_logmel_rms):
             keep[m.index] = False
             report.memorised.append({"loop": folder.names[m.index], "training_loop": assets.training_names[m.ref_index],
                                      "ncc": round(m.ncc, 4), "distance": round(m.distance, 4),

@@ -10,10 +10,20 @@ are RMS differences in nats. A circular time shift (a copied loop started elsewh
 searched explicitly over ``±max_shift`` frames for the few nearest candidates, which are
 found first with a shift-invariant fingerprint: the magnitude of the temporal DFT of every mel
 band (a circular shift changes only its phase).
+
+Copies in disguise (memorisation only, :func:`find_disguised`): the waveform correlation takes
+its absolute value (a loop with inverted polarity correlates at -1; the log-mel does not see
+polarity at all); a **low-pass** filtered copy keeps the low mel bands, so the distance is also
+taken over the lowest ``BAND_CUTOFFS`` bands only (each clip's mean re-removed over them); a
+**speed change** of a few percent (pitch and tempo together) is undone by resampling the query by
+``1 / f`` for each ``f`` in ``SPEED_FACTORS`` before comparing. The smallest distance over
+speeds, band cutoffs and shifts is compared with its own, separately calibrated threshold
+(``disguised_logmel_rms_distance``): searching more variants brings distinct loops closer too.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +34,10 @@ from course_lib import spectral
 MEL = spectral.MelConfig(n_mels=64, fmax=8000.0)
 SMOOTH_FRAMES = 3    # frames of temporal smoothing: a shift by a fraction of a hop barely matters
 DYNAMIC_RANGE = 4.6  # nats (40 dB) below each clip's loudest cell are floored: light noise does not count
+SPEED_FACTORS = tuple(round(0.96 + 0.005 * i, 3) for i in range(17))  # speed changes of a copy searched: ±4 %, 0.5 % steps
+TRIM_FRACTION = 0.1              # worst-matching frames left out of a disguised comparison (a slowed loop's wrapped end)
+BAND_CUTOFFS = (64, 48, 40)      # compare mel bands [0, k): a low-pass down to about 2 kHz keeps bands < 40
+FINGERPRINT_BANDS = 32           # candidates of a disguised copy are found on the low bands (they survive a low-pass)
 
 
 def normalised_logmel(audio: np.ndarray | torch.Tensor, batch: int = 64) -> torch.Tensor:
@@ -33,12 +47,46 @@ def normalised_logmel(audio: np.ndarray | torch.Tensor, batch: int = 64) -> torc
         x = x.unsqueeze(0)
     out = []
     for start in range(0, x.shape[0], batch):
-        lm = spectral.log_mel(x[start : start + batch], MEL, floor=1e-8)
-        lm = torch.maximum(lm, lm.amax(dim=(1, 2), keepdim=True) - DYNAMIC_RANGE)
-        lm = torch.nn.functional.avg_pool1d(lm, SMOOTH_FRAMES, stride=1, padding=SMOOTH_FRAMES // 2,
-                                            count_include_pad=False)
-        out.append(lm - lm.mean(dim=(1, 2), keepdim=True))
+        out.append(_normalise(spectral.log_mel(x[start : start + batch], MEL, floor=1e-8)))
     return torch.cat(out) if out else torch.zeros(0, MEL.n_mels, 0)
+
+
+def _normalise(lm: torch.Tensor) -> torch.Tensor:
+    """Log-mel ``(n, M, T)`` -> floored ``DYNAMIC_RANGE`` below each clip's max, smoothed, mean removed."""
+    lm = torch.maximum(lm, lm.amax(dim=(1, 2), keepdim=True) - DYNAMIC_RANGE)
+    lm = torch.nn.functional.avg_pool1d(lm, SMOOTH_FRAMES, stride=1, padding=SMOOTH_FRAMES // 2,
+                                        count_include_pad=False)
+    return lm - lm.mean(dim=(1, 2), keepdim=True)
+
+
+def speed_undone_logmels(audio: torch.Tensor, factors: tuple[float, ...], batch: int = 64) -> dict[float, torch.Tensor]:
+    """Normalised log-mels ``(n, M, T)`` of loops ``(n, samples)`` as if each had been played ``1 / f`` times as fast.
+
+    One STFT per loop: a loop played ``f`` times as fast has at frame ``t`` and frequency bin ``k``
+    the original's frame ``f t`` and bin ``k / f``; the original is read back from the magnitude
+    at bin ``f k`` and frame ``t / f`` (linear interpolation on the fine linear-frequency grid; time
+    wraps around the loop's ``samples / hop`` frames), then mel filters, log and :func:`_normalise`.
+    """
+    x = torch.as_tensor(audio, dtype=torch.float32)
+    fb = spectral.mel_filterbank(MEL)
+    out: dict[float, list[torch.Tensor]] = {f: [] for f in factors}
+    for start in range(0, x.shape[0], batch):
+        mag = spectral.stft(x[start : start + batch], MEL.n_fft, MEL.hop).abs()      # (b, K, T)
+        k_bins, t = mag.shape[1], mag.shape[2]
+        period = x.shape[-1] / MEL.hop
+        for f in factors:
+            if f == 1.0:
+                m = mag
+            else:
+                kpos = (torch.arange(k_bins, dtype=torch.float64) * f).clamp(max=k_bins - 1)
+                tpos = torch.arange(t, dtype=torch.float64) / f % period
+                k0, t0 = kpos.floor().long(), tpos.floor().long()
+                k1, t1 = (k0 + 1).clamp(max=k_bins - 1), (t0 + 1) % t
+                wk, wt = (kpos - k0).float().view(1, -1, 1), (tpos - t0).float().view(1, 1, -1)
+                rows = mag[:, k0] * (1 - wk) + mag[:, k1] * wk
+                m = rows[..., t0.clamp(max=t - 1)] * (1 - wt) + rows[..., t1] * wt
+            out[f].append(_normalise(torch.log(torch.matmul(fb, m).clamp_min(1e-8))))
+    return {f: torch.cat(v) if v else torch.zeros(0, MEL.n_mels, 0) for f, v in out.items()}
 
 
 def fingerprint(logmels: torch.Tensor) -> torch.Tensor:
@@ -60,13 +108,13 @@ def shifted_rms_distance(a: torch.Tensor, b: torch.Tensor, max_shift: int) -> tu
 def circular_ncc(query: torch.Tensor, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Best normalised circular cross-correlation of a waveform ``(samples,)`` with each candidate ``(k, samples)``.
 
-    Returns ``(ncc (k,), lag (k,))``: 1.0 means a candidate is the query shifted (and rescaled);
+    Returns ``(|ncc| (k,), lag (k,))``: 1.0 means a candidate is the query shifted (and rescaled, or inverted);
     unrelated loops of the same style stay far below (about 0.8 at most on the course's loop set).
     """
     n = query.shape[-1]
     spectrum = torch.fft.rfft(query.to(torch.float64)).unsqueeze(0) * torch.fft.rfft(candidates.to(torch.float64)).conj()
     corr = torch.fft.irfft(spectrum, n=n)
-    best, lag = corr.max(dim=1)
+    best, lag = corr.abs().max(dim=1)  # |correlation|: a copy with inverted polarity correlates at -1
     norms = query.to(torch.float64).norm() * candidates.to(torch.float64).norm(dim=1)
     return (best / norms.clamp_min(1e-12)).to(torch.float32), lag
 
@@ -130,7 +178,111 @@ def find_duplicates(audio: torch.Tensor, logmels: torch.Tensor, ncc_threshold: f
 
 def find_memorised(audio: torch.Tensor, logmels: torch.Tensor, training_audio: torch.Tensor,
                    training_logmels: torch.Tensor, ncc_threshold: float, logmel_threshold: float,
-                   max_shift: int) -> list[Match]:
-    """Submitted loops that are (shifted, rescaled or noisy) copies of training loops."""
-    return [m for m in nearest_matches(audio, logmels, training_audio, training_logmels, max_shift, ncc_threshold,
-                                       logmel_threshold) if _is_copy(m, ncc_threshold, logmel_threshold)]
+                   max_shift: int, disguised_threshold: float = 0.0) -> list[Match]:
+    """Loops that copy training loops: shifted, rescaled, noisy or inverted; with ``disguised_threshold``
+    > 0 also low-passed and/or sped up or slowed down by a few percent (:func:`find_disguised`)."""
+    found = {m.index: m for m in nearest_matches(audio, logmels, training_audio, training_logmels, max_shift,
+                                                 ncc_threshold, logmel_threshold)
+             if _is_copy(m, ncc_threshold, logmel_threshold)}
+    if disguised_threshold > 0:
+        rest = [i for i in range(len(audio)) if i not in found]
+        if rest:
+            sub = torch.as_tensor(audio, dtype=torch.float32)[rest]
+            # any circular shift: the disguise search does not lean on the waveform correlation to find far shifts
+            for m in find_disguised(sub, training_logmels, disguised_threshold, training_logmels.shape[-1] // 2):
+                m.index = rest[m.index]
+                found[m.index] = m
+    return [found[i] for i in sorted(found)]
+
+
+def band_limited_distances(query: torch.Tensor, refs: torch.Tensor, cutoffs: tuple[int, ...], max_shift: int,
+                           trim_frames: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Smallest RMS distance (nats) of log-mels ``query`` ``(n, M, T)`` to their candidates ``refs`` ``(n, k, M, T)``.
+
+    Searched over circular shifts of the candidate within ``±max_shift`` frames and over the band
+    sets ``[0, c)`` for ``c`` in ``cutoffs``; on each band set both clips' means over it are removed.
+    All shifts at once by FFT: ``sum_t q[t] r[t - s]`` is ``irfft(Q * conj(R))[s]``, and
+    ``sum (q - r_s - (mean q - mean r))^2 = sum q^2 + sum r^2 - 2 corr[s] - (sum q - sum r)^2 / N``.
+    At the best shift and band set, the ``trim_frames`` worst-matching frames are then left out
+    (the end of a loop slowed down and wrapped around does not match); float32. Returns
+    ``(distance (n, k), shift (n, k), cutoff (n, k))``.
+    """
+    n, k, m, t = refs.shape
+    q, r = query.to(torch.float32).unsqueeze(1), refs.to(torch.float32)             # (n, 1, M, T), (n, k, M, T)
+    corr = torch.fft.irfft(torch.fft.rfft(q, dim=-1) * torch.fft.rfft(r, dim=-1).conj(), n=t, dim=-1)
+    shifts = torch.arange(-max_shift, max_shift + 1)
+    corr = corr[..., shifts % t].cumsum(2)                                           # (n, k, M, S) over bands [0, b]
+    q2, qs = q.pow(2).sum(-1).cumsum(2), q.sum(-1).cumsum(2)                          # (n, 1, M)
+    r2, rs = r.pow(2).sum(-1).cumsum(2), r.sum(-1).cumsum(2)                          # (n, k, M)
+    cuts = [min(int(c), m) for c in cutoffs]
+    dists = []
+    for c in cuts:
+        size = c * t
+        sse = (q2[..., c - 1, None] + r2[..., c - 1, None] - 2 * corr[:, :, c - 1]
+               - ((qs[..., c - 1] - rs[..., c - 1]) ** 2 / size)[..., None])
+        dists.append((sse.clamp_min(0) / size).sqrt())                                # (n, k, S)
+    d = torch.stack(dists, 2)                                                        # (n, k, C, S)
+    flat = d.flatten(2).min(2)
+    ci, si = flat.indices // d.shape[3], flat.indices % d.shape[3]
+    cut = torch.tensor(cuts)[ci]                                                     # (n, k)
+    shift = shifts[si]
+    if trim_frames <= 0:
+        return flat.values.float(), shift, cut
+    idx = (torch.arange(t).view(1, 1, 1, t) - shift.view(n, k, 1, 1)) % t             # roll(r, s)[t] = r[t - s]
+    rolled = torch.gather(r, 3, idx.expand(n, k, m, t))
+    band = (torch.arange(m).view(1, 1, m, 1) < cut.view(n, k, 1, 1)).to(torch.float32)
+    size = (cut * t).to(torch.float32).view(n, k, 1, 1)
+    diff = (q - rolled) * band
+    diff = (diff - diff.sum(dim=(2, 3), keepdim=True) / size) * band                  # means over the band set removed
+    per_frame = diff.pow(2).sum(2) / cut.view(n, k, 1)                                # (n, k, T)
+    kept = per_frame.sort(dim=-1).values[..., : t - trim_frames]
+    return kept.mean(-1).sqrt().float(), shift, cut
+
+
+def _lowband_fingerprint(logmels: torch.Tensor) -> torch.Tensor:
+    """Like :func:`fingerprint` on the lowest ``FINGERPRINT_BANDS`` bands, without the DC term (a low-pass moves it)."""
+    spec = torch.fft.rfft(logmels[:, :FINGERPRINT_BANDS], dim=-1).abs()[..., 1:].flatten(1)
+    return spec / spec.norm(dim=1, keepdim=True).clamp_min(1e-9)
+
+
+def find_disguised(audio: torch.Tensor, training_logmels: torch.Tensor, threshold: float, max_shift: int,
+                   candidates: int = 4, speeds: tuple[float, ...] = SPEED_FACTORS,
+                   cutoffs: tuple[int, ...] = BAND_CUTOFFS, trim: float = TRIM_FRACTION) -> list[Match]:
+    """Loops ``(n, samples)`` that copy a training loop through a low-pass and/or a small speed change.
+
+    For each speed ``f`` the query is resampled by ``1 / f`` (undoing a copy played ``f`` times as
+    fast), its low-band fingerprint picks ``candidates`` training loops, and
+    :func:`band_limited_distances` compares them (leaving out the ``trim`` fraction of worst frames).
+    A match is reported when the smallest distance is below ``threshold``; its ``ncc`` is NaN (not
+    measured) and ``disguise`` names the speed and the bands compared.
+    """
+    matches = nearest_disguised(audio, training_logmels, max_shift, candidates, speeds, cutoffs, trim)
+    return [m for m in matches if m.distance < threshold]
+
+
+def nearest_disguised(audio: torch.Tensor, training_logmels: torch.Tensor, max_shift: int, candidates: int = 4,
+                      speeds: tuple[float, ...] = SPEED_FACTORS, cutoffs: tuple[int, ...] = BAND_CUTOFFS,
+                      trim: float = TRIM_FRACTION) -> list[Match]:
+    """Each loop's nearest training loop under the disguise search of :func:`find_disguised` (one Match each)."""
+    audio = torch.as_tensor(audio, dtype=torch.float32)
+    if len(training_logmels) == 0 or len(audio) == 0:
+        return []
+    ref_fp = _lowband_fingerprint(training_logmels)
+    variants = speed_undone_logmels(audio, speeds)
+    best_d = torch.full((len(audio),), float("inf"))
+    best: list[Match | None] = [None] * len(audio)
+    for f in speeds:
+        lm = variants[f]
+        dist = torch.cdist(_lowband_fingerprint(lm), ref_fp)
+        top = torch.topk(dist, min(candidates, dist.shape[1]), largest=False).indices          # (n, k)
+        trim_frames = int(round(trim * lm.shape[-1]))
+        d, sh, cut = band_limited_distances(lm, training_logmels[top], cutoffs, max_shift, trim_frames)
+        j = d.argmin(1)
+        rows = torch.arange(len(lm))
+        for i in torch.nonzero(d[rows, j] < best_d).flatten().tolist():
+            c = int(cut[i, j[i]])
+            parts = ([] if f == 1.0 else [f"speed x{f:g}"]) + ([] if c >= lm.shape[1] else [f"low-pass (bands < {c})"])
+            best_d[i] = d[i, j[i]]
+            best[i] = Match(i, int(top[i, j[i]]), float("nan"), float(d[i, j[i]]), int(sh[i, j[i]]),
+                            ", ".join(parts) or "as is")
+    return [m for m in best if m is not None]
