@@ -110,21 +110,25 @@ def cmd_export(args) -> int:
 
 
 def cmd_check(args) -> int:
-    """Students: the grader's checks and metrics on your own hw2/ folder, with the public thresholds."""
+    """Students: what the grader computes for your hw2/ folder (loops generated from checkpoint.pt), public thresholds."""
     from grading.policy import load_policy
     from grading.reference import load_reference_assets
-    from grading.score import score_loops
+    from grading.score import score_submission
 
     folder = Path(args.folder)
-    loops = folder / "loops" if (folder / "loops").exists() or folder.name != "loops" else folder
+    hw2 = folder.parent if folder.name == "loops" else folder
     policy = load_policy()
-    report = score_loops(loops, policy, load_reference_assets(), "you")
+    report = score_submission(hw2, policy, load_reference_assets(), "you")
+    for line in report.handed_in.get("problems", []):
+        print("handed-in loops/ (preview, no points):", line)
     for line in report.problems:
         print("problem:", line)
     for d in report.duplicates:
         print(f"near-duplicate: {d['loop']} repeats {d['same_as']}")
     for m in report.memorised:
         print(f"copy of training data: {m['loop']} ~ {m['training_loop']}")
+    for flag in report.ta_flags:
+        print("a TA would see:", flag)
     print(report.summary())
     return 0
 

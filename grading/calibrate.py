@@ -1,12 +1,25 @@
-"""``calibrate``: the table the HW2 thresholds are chosen from, and a check that they separate it.
+"""``calibrate``: the table the HW2 thresholds are chosen from, and checks that they separate it.
 
-Every condition is a set of exactly ``n_loops`` loops (FAD depends on the count), scored twice:
-by the raw metrics (FAD with a bootstrap 95 % interval, IS ± std over splits, against the
-shipped reference statistics) and by the whole grading policy (validation, de-duplication,
-memorisation check, thresholds -> points). Conditions: held-out real loops, the course's
-generator checkpoints (the reference solution at whatever budgets are given), white noise,
-silence, one loop repeated, and training loops copied with gain, noise and a time shift.
+Graded loops are made by the scorer from a checkpoint with ``course_lib.hw2.generate_loops``
+(StyleGAN2 mels -> the course's grading vocoder), so the conditions are made the same way:
+
+* **ceiling**: held-out real loops through the grading vocoder (their log-mel as a generator
+  image, clamped like generated images, vocoded by ``course_lib.hw2.loop_vocoder`` and
+  peak-normalised like ``generate_loops``): what a perfect generator gets -> must reach 40/40;
+* **reference solution**: the shipped lecture-preset checkpoint through ``generate_loops`` at the
+  policy's seed -> must reach at least ``REFERENCE_MIN_POINTS``;
+* **expected 0**: an untrained generator of the lecture architecture, white noise, silence,
+  one loop repeated, training loops copied (gain, noise, shift), through the vocoder, and in
+  disguise (inverted polarity, low-pass, +-3 % speed);
+* for information: the raw real loops (no vocoder), which show what the vocoder costs.
+
+The reference statistics stay *real* audio (they measure realness; see
+``grading/assets/loops_reference.md``); the thresholds are anchored on real-through-vocoder.
+Every condition is exactly ``n_loops`` loops (FAD depends on the count), scored twice: by the
+raw metrics (FAD with a bootstrap 95 % interval, IS ± std) and by the whole trusted scoring
+(validation, de-duplication, memorisation, thresholds -> points; :func:`grading.score.score_audio`).
 Writes ``calibration.json``, ``calibration.md`` and ``calibration.png`` into the output folder.
+One command re-runs it all: ``python -m grading calibrate``.
 """
 
 from __future__ import annotations
@@ -18,48 +31,117 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grading.policy import Policy, load_policy
 from grading.demo import HELD_OUT_SEED, shuffled
+from grading.policy import Policy, load_policy
 from grading.reference import TRAINING_SEED, data_preset, load_reference_assets
 
+REFERENCE_MIN_POINTS = 28.0   # the reference solution (shipped lecture checkpoint) must reach this
+CEILING = "real loops through the grading vocoder"
+RAW_REAL = "real loops, raw (no vocoder; information only)"
+UNTRAINED = "untrained generator (lecture architecture)"
+EXPECTED_ZERO_PREFIXES = ("white noise", "silence", "one loop repeated", "training loops copied", UNTRAINED)
 
 
-def _conditions(n: int, preset: str, checkpoints: dict[str, Path]) -> dict[str, torch.Tensor]:
+@torch.no_grad()
+def through_grading_vocoder(audio: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """Real loops ``(n, samples)`` -> their log-mel as a generator image -> the grading vocoder -> ``(n, samples)``.
+
+    Exactly the path of a generated loop in ``course_lib.hw2.generate_loops`` after the generator:
+    image clamped to [-1, 1], back to log-mel, ``loop_vocoder()`` (the default vocoder), cropped to
+    the loop, peak-normalised to 0.9.
+    """
+    from course_lib.audio import peak_normalize
+    from course_lib.hw2 import loop_vocoder
+    from course_lib.models.stylegan2 import MelImageSpec
+    from course_lib.spectral import log_mel
+
+    spec = MelImageSpec(loop_samples=audio.shape[-1])
+    voc = loop_vocoder(None, device="cpu", loop_samples=spec.loop_samples)
+    out = []
+    for start in range(0, audio.shape[0], batch_size):
+        image = spec.to_image(log_mel(audio[start:start + batch_size].float(), spec.mel)).clamp(-1.0, 1.0)
+        y = voc(spec.to_mel(image))
+        if y.ndim == 3:
+            y = y[:, 0]
+        out.append(y[..., : spec.loop_samples].float().cpu())
+    return peak_normalize(torch.cat(out), 0.9).clamp(-1.0, 1.0)
+
+
+def untrained_checkpoint(path: Path, seed: int = 0) -> Path:
+    """An untrained generator of the lecture preset's architecture, saved as a checkpoint."""
+    from course_lib.models.stylegan2 import Generator, MelImageSpec, StyleGAN2Config, save_generator
+    from course_lib.train.gan import PRESETS
+
+    torch.manual_seed(seed)
+    spec = MelImageSpec()
+    gen = Generator(StyleGAN2Config(image_size=spec.size, **PRESETS["stylegan2"]["lecture"]["arch"]))
+    return save_generator(gen, spec, path, meta={"note": "untrained (calibration)"})
+
+
+def _conditions(n: int, preset: str, checkpoints: dict[str, Path], policy: Policy,
+                workdir: Path) -> dict[str, torch.Tensor]:
     from course_lib.data.datasets import LoopDataset
     from course_lib.hw2 import generate_loops
     from course_lib.metrics.calibration import calibration_conditions
+    from grading import disguises
 
     real = shuffled(LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio)
     training = shuffled(LoopDataset(split="all", preset=preset, seed=TRAINING_SEED, precompute_mel=False).audio)
     if real.shape[0] < n or training.shape[0] < n:
         raise ValueError(f"data preset {preset!r} has fewer than {n} loops; use a bigger preset")
-    real = real[:n]
-    out = {"real loops (held out)": real}
+    real, training = real[:n], training[:n]
+    gen = policy.generation
+    ceiling = through_grading_vocoder(real)
+    out = {CEILING: ceiling, RAW_REAL: real}
     for name, path in checkpoints.items():
-        out[f"generator: {name}"] = generate_loops(path, n, seed=0)
-    broken = calibration_conditions(real, seed=0)   # white noise, silence, one loop repeated
+        out[f"reference solution: {name}"] = generate_loops(path, n, seed=gen.seed, batch_size=gen.batch_size)
+    out[UNTRAINED] = generate_loops(untrained_checkpoint(workdir / "untrained.pt"), n, seed=gen.seed,
+                                    batch_size=gen.batch_size)
+    broken = calibration_conditions(ceiling, seed=0)   # white noise, silence, one loop repeated
     out.update({name: audio for name, audio in broken.items() if not name.startswith("real")})
     g = torch.Generator().manual_seed(0)
-    copies = torch.roll(training[:n], 3000, dims=1) * 0.7 + 0.001 * torch.randn(real.shape, generator=g)
-    out["training loops copied"] = copies.clamp(-1, 1)
+    copies = (torch.roll(training, 3000, dims=1) * 0.7 + 0.001 * torch.randn(training.shape, generator=g)).clamp(-1, 1)
+    out["training loops copied (gain, noise, shift)"] = copies
+    out["training loops copied through the grading vocoder"] = through_grading_vocoder(training)
+    out["training loops copied, polarity inverted"] = torch.from_numpy(disguises.invert(training))
+    out["training loops copied, low-pass 3 kHz"] = torch.from_numpy(disguises.lowpass(training, 3000))
+    out["training loops copied, 3 % faster"] = torch.from_numpy(disguises.speed(training, 1.03))
+    out["training loops copied, 3 % slower"] = torch.from_numpy(disguises.speed(training, 0.97))
     return out
 
 
 def _graded(audio: torch.Tensor, policy: Policy, assets) -> dict:
-    from course_lib.audio import save
-    from grading.score import score_loops
+    from grading.score import score_audio
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, clip in enumerate(audio):
-            save(Path(tmp) / f"loop_{i:03d}.wav", clip, policy.submission.sample_rate)
-        rep = score_loops(Path(tmp), policy, assets)
+    rep = score_audio(audio.numpy(), [f"loop_{i:03d}" for i in range(audio.shape[0])], policy, assets)
     return {"points": rep.points, "usable": rep.n_usable, "duplicates": len(rep.duplicates),
             "memorised": len(rep.memorised), "fad": rep.fad, "is": rep.inception_score}
 
 
+def checks(rows: list[dict], policy: Policy) -> dict[str, bool]:
+    """What the thresholds must do on the calibration table (all must hold before they are shipped)."""
+    by = {r["condition"]: r for r in rows}
+    top_fad = min(limit for limit, _ in policy.fad_rows)
+    ceiling = by[CEILING]
+    refs = [r for r in rows if r["condition"].startswith("reference solution")]
+    zero = [r for r in rows if r["condition"].startswith(EXPECTED_ZERO_PREFIXES)]
+    return {
+        f"{CEILING} get {policy.quality_max:g}/{policy.quality_max:g}": ceiling["graded"]["points"] == policy.quality_max,
+        f"{CEILING}: the whole FAD interval inside the best band (upper CI <= {top_fad:g})":
+            ceiling["fad_ci"][1] is not None and ceiling["fad_ci"][1] <= top_fad,
+        f"reference solution >= {REFERENCE_MIN_POINTS:g}/{policy.quality_max:g}":
+            bool(refs) and all(r["graded"]["points"] >= REFERENCE_MIN_POINTS for r in refs),
+        "untrained generator, noise, silence, collapse and copies (all disguises) get 0":
+            all(r["graded"]["points"] == 0 for r in zero),
+    }
+
+
 def calibrate(out_dir: Path, checkpoints: dict[str, Path] | None = None, policy: Policy | None = None,
               preset: str | None = None) -> Path:
-    """Build the calibration table; returns the path of the markdown summary."""
+    """Build the calibration table; returns the path of the markdown summary.
+
+    ``checkpoints``: reference-solution generators by name (default: the shipped lecture checkpoint).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,30 +156,31 @@ def calibrate(out_dir: Path, checkpoints: dict[str, Path] | None = None, policy:
         checkpoints = {"shipped lecture checkpoint": GENERATOR_ASSET} if GENERATOR_ASSET.is_file() else {}
     assets = load_reference_assets(preset=preset)
     rows = []
-    for name, audio in _conditions(policy.submission.n_loops, preset, checkpoints).items():
+    with tempfile.TemporaryDirectory(prefix="hw2-calibrate-") as tmp:
+        conditions = _conditions(policy.submission.n_loops, preset, checkpoints, policy, Path(tmp))
+    for name, audio in conditions.items():
         raw = evaluate(audio, assets.reference, classifier=assets.classifier, fad_boot=50, device="cpu")
         rows.append({"condition": name, "fad": raw.fad, "fad_ci": list(raw.fad_ci), "is": raw.is_mean,
                      "is_std": raw.is_std, "graded": _graded(audio, policy, assets)})
-    top_fad = min(limit for limit, _ in policy.fad_rows)
-    real = rows[0]
-    checks = {
-        "real loops reach the best FAD band (upper CI below it)": real["fad_ci"][1] <= top_fad,
-        "real loops get full quality points": real["graded"]["points"] == policy.quality_max,
-        "noise, silence, collapse and copies get 0 points": all(
-            r["graded"]["points"] == 0 for r in rows if not r["condition"].startswith(("real", "generator"))),
-    }
+    result = checks(rows, policy)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "calibration.json").write_text(json.dumps({"n_loops": policy.submission.n_loops, "preset": preset,
-                                                          "rows": rows, "checks": checks}, indent=2))
-    lines = [f"# HW2 calibration ({policy.submission.n_loops} loops per condition, data preset {preset})", "",
-             "| condition | FAD [95 % CI] | IS ± std | graded points | usable |", "| --- | --- | --- | --- | --- |"]
+    from grading.score import json_safe
+
+    (out_dir / "calibration.json").write_text(json.dumps(json_safe(
+        {"n_loops": policy.submission.n_loops, "preset": preset, "seed": policy.generation.seed, "rows": rows,
+         "checks": result}), indent=2))
+    lines = [f"# HW2 calibration ({policy.submission.n_loops} loops per condition, data preset {preset}, "
+             f"generation seed {policy.generation.seed})", "",
+             "| condition | FAD [95 % CI] | IS ± std | graded points | usable | memorised |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        g = r["graded"]
         lines.append(f"| {r['condition']} | {r['fad']:.2f} [{r['fad_ci'][0]:.2f}, {r['fad_ci'][1]:.2f}] | "
-                     f"{r['is']:.2f} ± {r['is_std']:.2f} | {r['graded']['points']:g} | {r['graded']['usable']} |")
-    lines += ["", "Checks:"] + [f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()]
+                     f"{r['is']:.2f} ± {r['is_std']:.2f} | {g['points']:g} | {g['usable']} | {g['memorised']} |")
+    lines += ["", "Checks:"] + [f"- [{'x' if ok else ' '}] {name}" for name, ok in result.items()]
     (out_dir / "calibration.md").write_text("\n".join(lines) + "\n")
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5))
     names = [r["condition"] for r in rows]
     y = np.arange(len(rows))
     fad = np.array([r["fad"] for r in rows])

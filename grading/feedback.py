@@ -2,9 +2,10 @@
 
 ``feedback/<student>/hw2/report.html`` holds: every graded cell with its points (from the
 gradebook), what went wrong while autograding, the loop-quality figures (FAD with its 95 %
-interval, IS ± std, the thresholds and the points they gave), every reason a loop did not
-count (invalid file, near-duplicate, copy of a training loop and which one), a spectrogram grid
-and players for a few of the student's loops. Images and audio are embedded (base64), so the
+interval, IS ± std, the thresholds and the points they gave), how the graded loops were made
+from the checkpoint and whether the handed-in preview matches it, every reason a loop did not
+count (invalid, near-duplicate, copy of a training loop and which one), a spectrogram grid
+and players for a few of the graded loops. Images and audio are embedded (base64), so the
 page can be uploaded to the LMS as it is.
 """
 
@@ -20,7 +21,7 @@ import soundfile as sf
 
 from grading.course import ASSIGNMENT, NOTEBOOK, db_url
 from grading.policy import Policy
-from grading.score import REPRODUCED_SNR_DB, ScoreReport
+from grading.score import REPRODUCED_SNR_DB, ScoreReport, graded_loops_dir
 
 N_PREVIEW = 4
 
@@ -85,14 +86,27 @@ def _quality_section(report: ScoreReport, policy: Policy, loops_dir: Path) -> st
     parts.append(f"<details><summary>thresholds (grading/thresholds.toml)</summary><ul>{rows_fad}</ul>"
                  f"<ul>{rows_is}</ul><p>points = (FAD points + IS points) × min(1, usable / {sub.n_loops}); "
                  f"no points with fewer than {sub.min_usable} usable loops.</p></details>")
+    ck = report.checkpoint
+    if ck:
+        parts.append(f"<p><b>How your loops were made:</b> the grader generated the {report.n_required} graded loops "
+                     f"itself from your <code>checkpoint.pt</code> (seed {ck.get('seed')}, truncation psi "
+                     f"{ck.get('truncation_psi')}, {ck.get('parameters')} parameters, "
+                     f"{ck.get('generation_seconds')} s); the WAVs you handed in are not graded.</p>")
+        for note in ck.get("notes", []):
+            parts.append(f"<p><b>Note:</b> {html.escape(note)}</p>")
     rep = report.reproduction
     if rep.get("compared"):
-        doubt = "" if rep["reproduced"] == rep["compared"] else " — a TA may ask you how the others were made"
+        doubt = "" if rep["reproduced"] == rep["compared"] else " — flagged for a TA, who may ask how the others were made"
         parts.append(f"<p><b>Reproducibility</b> (no points): {rep['reproduced']} of the first {rep['compared']} "
-                     f"loops you handed in were regenerated from your checkpoint.pt while grading "
+                     f"loops you handed in match what your checkpoint.pt generates at seed 0 "
                      f"(SNR ≥ {REPRODUCED_SNR_DB:g} dB){doubt}.</p>")
     elif rep:
         parts.append(f"<p><b>Reproducibility</b> (no points): {html.escape(rep.get('note', ''))}.</p>")
+    handed = report.handed_in.get("problems", []) if report.handed_in else []
+    if handed:
+        parts.append(f"<details><summary>Problems in the loops/ you handed in ({len(handed)}; no points depend "
+                     f"on them)</summary><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in handed[:300])
+                     + "</ul></details>")
     reasons = [html.escape(p) for p in report.problems]
     reasons += [f"{html.escape(d['loop'])}: near-duplicate of {html.escape(d['same_as'])} "
                 f"(distance {d['distance']:.3f})" for d in report.duplicates]
@@ -101,14 +115,16 @@ def _quality_section(report: ScoreReport, policy: Policy, loops_dir: Path) -> st
     if reasons:
         parts.append(f"<h3>Why some loops did not count ({len(reasons)})</h3><ul>"
                      + "".join(f"<li>{r}</li>" for r in reasons[:300]) + "</ul>")
-    preview = report.usable_names[:N_PREVIEW]
+    generated = bool(report.checkpoint)  # graded loops made by the scorer: a few kept as WAVs beside the report
+    preview = [n for n in report.usable_names[:N_PREVIEW]
+               if (loops_dir / (f"{n}.wav" if generated else n)).is_file()]
     if preview and not loops_dir.is_symlink():
         clips = []
         for name in preview:
-            x, _ = sf.read(str(loops_dir / name), dtype="float32")
+            x, _ = sf.read(str(loops_dir / (f"{name}.wav" if generated else name)), dtype="float32")
             clips.append(x)
         clips_arr = np.stack(clips)
-        parts.append("<h3>Some of your loops</h3>" + _spectrogram_grid(clips_arr, sub.sample_rate, preview))
+        parts.append(f"<h3>Some of your {'graded (generated) ' if generated else ''}loops</h3>" + _spectrogram_grid(clips_arr, sub.sample_rate, preview))
         parts.append("".join(f"<p>{html.escape(n)}<br>{_audio_tag(c, sub.sample_rate)}</p>"
                              for n, c in zip(preview, clips_arr)))
     return "\n".join(parts)
@@ -120,7 +136,9 @@ def write_report(course_dir: Path, student: str, report: ScoreReport | None, pol
     course_dir = Path(course_dir)
     out = course_dir / "feedback" / student / ASSIGNMENT / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    loops_dir = course_dir / "submitted" / student / ASSIGNMENT / "loops"
+    loops_dir = graded_loops_dir(course_dir, student)
+    if report is not None and not report.checkpoint:
+        loops_dir = course_dir / "submitted" / student / ASSIGNMENT / "loops"
     body = [f"<h1>HW2 feedback — {html.escape(student)}</h1>", "<h2>Code and written parts</h2>",
             _cells_table(course_dir, student)]
     if autograde_message:

@@ -69,44 +69,68 @@ def run_autograde(course_dir: Path, students: list[str], force: bool = False, jo
     return messages
 
 
-def run_scoring(course_dir: Path, students: list[str], force: bool = False) -> dict[str, ScoreReport]:
-    """Score in one separate trusted process every student not yet scored; returns every report."""
+def run_scoring(course_dir: Path, students: list[str], force: bool = False, jobs: int = 2) -> dict[str, ScoreReport]:
+    """Score every student not yet scored in ``jobs`` separate trusted processes; returns every report.
+
+    Students are dealt round-robin to the processes; each process has a time limit of the policy's
+    generation limit plus scoring time per student (a student over it gets a report saying so).
+    """
     todo = [s for s in students if force or not score_path(course_dir, s).is_file()]
     if todo:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        cmd = [sys.executable, "-m", "grading.score", "--course-dir", str(course_dir), "--students", *todo]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        per_student = load_policy().checkpoint.time_limit_s + SCORE_TIMEOUT_PER_STUDENT_S
+        chunks = [todo[i::max(1, jobs)] for i in range(max(1, jobs))]
         log_path = Path(course_dir) / "logs" / "score.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as log:  # the scorer's own output, kept for the TA
-            try:
-                subprocess.run(cmd, cwd=REPO, env=env, timeout=SCORE_TIMEOUT_PER_STUDENT_S * len(todo) + 120,
-                               check=False, stdout=log, stderr=subprocess.STDOUT, text=True)
-            except subprocess.TimeoutExpired:
-                log.write("scorer stopped at its time limit\n")  # students without a report get one below
+        with open(log_path, "a", encoding="utf-8") as log:  # the scorers' own output, kept for the TA
+            procs = [(subprocess.Popen([sys.executable, "-m", "grading.score", "--course-dir", str(course_dir),
+                                        "--students", *chunk], cwd=REPO, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, text=True), per_student * len(chunk) + 120)
+                     for chunk in chunks if chunk]
+            start = time.perf_counter()
+            for proc, limit in procs:
+                try:
+                    proc.wait(timeout=max(1.0, limit - (time.perf_counter() - start)))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    log.write("a scorer stopped at its time limit\n")  # students without a report get one below
     policy = load_policy()
     reports = {}
     for s in students:
         path = score_path(course_dir, s)
-        if path.is_file():
-            reports[s] = ScoreReport.from_json(path.read_text(encoding="utf-8"))
-        else:
+        try:
+            reports[s] = ScoreReport.from_json(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (ValueError, TypeError, OSError) as exc:
+            reports[s] = ScoreReport(student=s, max_points=policy.quality_max,
+                                     error=f"unreadable score report {path.name} ({type(exc).__name__})")
+        if reports[s] is None:
             reports[s] = ScoreReport(student=s, max_points=policy.quality_max,
                                      error="the scorer did not finish for this submission (see logs/score.log)")
     return reports
 
 
+def _ta_flags(course_dir: Path, student: str) -> list[str]:
+    """What the scorer flagged for a TA (preview mismatch, refused checkpoint, psi clamped)."""
+    try:
+        return ScoreReport.from_json(score_path(course_dir, student).read_text(encoding="utf-8")).ta_flags
+    except (OSError, ValueError, TypeError):
+        return []
+
+
 def export_csv(course_dir: Path, out: Path | None = None) -> Path:
-    """Gradebook totals as CSV for the LMS: student, code, written, quality, total, max."""
+    """Gradebook totals as CSV for the LMS: student, code, written, quality, total, max, ta_review (scorer flags)."""
     course_dir = Path(course_dir)
     out = Path(out) if out else course_dir / "grades.csv"
     scores = gradebook.student_scores(course_dir)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "code", "written", "loop_quality", "total", "max"])
+        writer.writerow(["student", "code", "written", "loop_quality", "total", "max", "ta_review"])
         for student in sorted(scores):
             row = scores[student]
             writer.writerow([student, f"{row['code']:g}", f"{row['written']:g}", f"{row['quality']:g}",
-                             f"{row['total']:g}", f"{row['max']:g}"])
+                             f"{row['total']:g}", f"{row['max']:g}", "; ".join(_ta_flags(course_dir, student))])
     return out
 
 
@@ -124,7 +148,7 @@ def run_all(course_dir: Path, download: Path | None = None, force: bool = False,
     students = course.students_submitted(course_dir)
     course.ensure_students(course_dir, students)
     messages = run_autograde(course_dir, students, force, jobs)
-    reports = run_scoring(course_dir, students, force)
+    reports = run_scoring(course_dir, students, force, jobs)
     policy = load_policy()
     writes = {s: gradebook.write_quality_score(course_dir, s, reports[s].points, reports[s].summary(),
                                                policy.quality_cell, override_ta=override_ta) for s in students}

@@ -56,6 +56,7 @@ logmel_rms_distance = 0.08
 waveform_ncc = 0.95
 logmel_rms_distance = 0.08
 max_shift_frames = 16
+disguised_logmel_rms_distance = 0.038
 [points]
 quality_cell = "loop_quality"
 quality_max = 40
@@ -86,12 +87,14 @@ def report(course_dir, student):
     return ScoreReport.from_json(score_path(course_dir, student).read_text())
 
 
-def test_reference_submission_with_real_quality_loops_gets_full_marks(graded_class):
+def test_real_loops_handed_in_with_a_checkpoint_get_the_checkpoints_grade_and_a_flag(graded_class):
     course_dir, _, _ = graded_class
     s = scores(course_dir)["ref_real"]
-    assert s["code"] == 40 and s["quality"] == 40
-    rep = report(course_dir, "ref_real")
-    assert rep.n_usable == N_LOOPS and not rep.memorised and not rep.duplicates
+    assert s["code"] == 40
+    rep, own = report(course_dir, "ref_real"), report(course_dir, "ref_solution")
+    # the graded loops are generated from checkpoint.pt: the real WAVs handed in change nothing
+    assert rep.fad == own.fad and rep.points == own.points == s["quality"]
+    assert rep.handed_in["valid"] == N_LOOPS and any(f.startswith("preview mismatch") for f in rep.ta_flags)
 
 
 def test_reference_solution_code_is_full_and_quality_follows_the_thresholds(graded_class):
@@ -109,9 +112,10 @@ def test_regenerated_loops_are_compared_with_the_handed_in_ones(graded_class):
     # ref_solution handed in the loops its checkpoint generates; ref_real handed in real loops with the same checkpoint
     made = report(course_dir, "ref_solution").reproduction
     assert made["compared"] == 8 and made["reproduced"] == 8 and min(made["snr_db"]) >= 30
+    assert report(course_dir, "ref_solution").ta_flags == []
     other = report(course_dir, "ref_real").reproduction
     assert other["compared"] == 8 and other["reproduced"] == 0
-    assert report(course_dir, "blank").reproduction["compared"] == 0  # nothing regenerated without a checkpoint
+    assert report(course_dir, "blank").reproduction["compared"] == 0  # nothing generated without a checkpoint
     page = (course_dir / "feedback" / "ref_real" / "hw2" / "report.html").read_text(encoding="utf-8")
     assert "Reproducibility" in page and "0 of the first 8 loops" in page
 
@@ -120,15 +124,18 @@ def test_blank_submission_gets_zero_and_a_clear_message(graded_class):
     course_dir, _, _ = graded_class
     s, rep = scores(course_dir)["blank"], report(course_dir, "blank")
     assert s["code"] == 0 and s["quality"] == 0
-    assert any("no loops/ folder" in p for p in rep.problems)
+    assert "no checkpoint.pt handed in" in rep.checkpoint_problem
+    assert any("no loops/ folder" in p for p in rep.handed_in["problems"])
 
 
-def test_mode_collapse_and_training_copies_score_no_quality(graded_class):
+def test_handed_in_collapse_and_training_copies_are_not_graded_but_flagged(graded_class):
+    # what the generator makes is graded (collapse and copies of generated loops: test_calibration_table...)
     course_dir, _, _ = graded_class
-    collapse, copycat = report(course_dir, "collapse"), report(course_dir, "copycat")
-    assert collapse.points == 0 and len(collapse.duplicates) == N_LOOPS - 1
-    assert copycat.points == 0 and len(copycat.memorised) == N_LOOPS
-    assert all(m["training_loop"] for m in copycat.memorised)
+    own = report(course_dir, "ref_solution")
+    for student in ("collapse", "copycat"):
+        rep = report(course_dir, student)
+        assert rep.points == own.points and rep.fad == own.fad and not rep.memorised
+        assert rep.reproduction["reproduced"] == 0 and any(f.startswith("preview mismatch") for f in rep.ta_flags)
 
 
 def test_cheating_in_the_kernel_changes_nothing(graded_class):
@@ -144,7 +151,8 @@ def test_an_endless_cell_costs_only_its_points(graded_class):
     course_dir, outcomes, _ = graded_class
     s, rep = scores(course_dir)["hog_time"], report(course_dir, "hog_time")
     assert s["code"] == 28  # modconv (12) timed out; mapping, r1 and export still pass
-    assert rep.points == 0 and any("silent" in p for p in rep.problems)
+    assert rep.points == 0 and "no checkpoint.pt" in rep.checkpoint_problem
+    assert any("silent" in p for p in rep.handed_in["problems"])
 
 
 def test_exhausting_memory_zeroes_the_code_cells_deterministically(graded_class):
@@ -162,9 +170,10 @@ def test_odd_id_symlink_and_corrupt_files(graded_class):
     sid = "Zoe_O_Brien"
     assert sid in outcomes
     rep = report(course_dir, sid)
-    text = " ".join(rep.problems)
-    assert "not unpacked: symlink" in text and "not a readable WAV" in text and "0.030 s" in text
-    assert rep.n_usable == N_LOOPS - 3 and rep.usable_factor == pytest.approx((N_LOOPS - 3) / N_LOOPS)
+    assert any("not unpacked: symlink" in p for p in rep.problems)
+    text = " ".join(rep.handed_in["problems"])
+    assert "not a readable WAV" in text and "0.030 s" in text and rep.handed_in["valid"] == N_LOOPS - 3
+    assert rep.points == 0 and "no checkpoint.pt" in rep.checkpoint_problem
     assert not (course_dir / "submitted" / sid / "hw2" / "loops" / "loop_000.wav").exists()  # never extracted
 
 
@@ -173,12 +182,13 @@ def test_feedback_and_export(graded_class):
     for student in outcomes:
         page = (course_dir / "feedback" / student / "hw2" / "report.html").read_text(encoding="utf-8")
         assert "Loop quality" in page
-    page = (course_dir / "feedback" / "copycat" / "hw2" / "report.html").read_text(encoding="utf-8")
-    assert "copy of training loop" in page
+    page = (course_dir / "feedback" / "ref_solution" / "hw2" / "report.html").read_text(encoding="utf-8")
+    assert "generated the 32 graded loops" in page and "graded (generated) loops" in page
     rows = list(csv.DictReader(open(course_dir / "grades.csv")))
     assert {r["student"] for r in rows} == set(outcomes)
     by_id = {r["student"]: r for r in rows}
-    assert float(by_id["ref_real"]["total"]) == 80.0
+    assert float(by_id["ref_real"]["total"]) == 40.0 + report(course_dir, "ref_solution").points
+    assert by_id["ref_solution"]["ta_review"] == "" and "preview mismatch" in by_id["ref_real"]["ta_review"]
     assert "scored ref_real" in (course_dir / "logs" / "score.log").read_text(encoding="utf-8")
 
 
@@ -203,22 +213,28 @@ def test_rerun_changes_nothing_and_keeps_a_ta_override(graded_class):
     for s, rep in rescored.items():
         again = json.loads(rep.to_json())
         again.pop("seconds"), reports_before[s].pop("seconds")
+        again["checkpoint"].pop("generation_seconds", None), reports_before[s]["checkpoint"].pop("generation_seconds", None)
         assert again == reports_before[s], f"{s}: scoring is not deterministic"
 
 
 def test_calibration_table_separates_real_loops_from_broken_sets(graded_class, tmp_path):
-    from grading.calibrate import calibrate
+    from grading.calibrate import CEILING, RAW_REAL, UNTRAINED, calibrate
 
     md = calibrate(tmp_path / "calibration", checkpoints={}, preset="fast")
     table = json.loads((md.parent / "calibration.json").read_text())
     rows = {r["condition"]: r for r in table["rows"]}
-    assert rows["real loops (held out)"]["graded"]["points"] == 40
-    for broken in ("white noise", "silence", "one loop repeated", "training loops copied"):
+    assert rows[RAW_REAL]["graded"]["points"] == 40  # this class's bands are anchored on raw real loops
+    assert rows[CEILING]["fad"] is not None and UNTRAINED in rows
+    copied = "training loops copied (gain, noise, shift)"
+    for broken in ("white noise", "silence", "one loop repeated", copied, "training loops copied, polarity inverted",
+                   "training loops copied, low-pass 3 kHz", "training loops copied, 3 % faster",
+                   "training loops copied, 3 % slower"):
         assert rows[broken]["graded"]["points"] == 0, broken
     assert rows["one loop repeated"]["graded"]["duplicates"] == N_LOOPS - 1
-    assert rows["training loops copied"]["graded"]["memorised"] == N_LOOPS
-    assert rows["white noise"]["fad"] > 3 * rows["real loops (held out)"]["fad"]
-    assert (md.parent / "calibration.png").stat().st_size > 0
+    assert rows[copied]["graded"]["memorised"] == N_LOOPS
+    assert rows["training loops copied, polarity inverted"]["graded"]["memorised"] == N_LOOPS
+    assert rows["white noise"]["fad"] > 3 * rows[RAW_REAL]["fad"]
+    assert len(table["checks"]) == 4 and (md.parent / "calibration.png").stat().st_size > 0
 
 
 def test_a_newer_submission_is_collected_and_regraded(graded_class, tmp_path):
