@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 setup: $(STAMP)
+	@command -v bwrap >/dev/null || echo "note: HW2 autograding runs student code in a bubblewrap sandbox: sudo apt-get install bubblewrap (see grading/README.md)"
 
 demo: $(STAMP)
 	$(PY) tools/run_lessons.py --mode lecture --out build/lessons
@@ -29,6 +30,7 @@ demo: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(DOWNLOAD)" || { echo "usage: make grade DOWNLOAD=lms.zip [COURSE_DIR=~/hw2-grading]"; exit 2; }
+	@command -v bwrap >/dev/null || { echo "HW2 grading needs bubblewrap to sandbox student code: sudo apt-get install bubblewrap (or see grading/README.md for --no-sandbox)"; exit 2; }
 	$(PY) -m grading all --download "$(DOWNLOAD)" --course-dir "$(or $(COURSE_DIR),build/hw2-grading)"
 
 # two test processes on two cores: one math thread each (torch oversubscribed is many times slower)

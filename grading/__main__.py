@@ -33,7 +33,7 @@ def cmd_all(args) -> int:
 
     course_dir = _course(args.course_dir)
     outcomes = run_all(course_dir, Path(args.download) if args.download else None, args.force,
-                       args.jobs, args.override_ta)
+                       args.jobs, args.override_ta, sandbox=not args.no_sandbox)
     scores = student_scores(course_dir)
     print(f"\n{'student':20s} {'code':>5s} {'quality':>8s} {'written':>8s} {'total':>6s}  notes")
     for o in outcomes:
@@ -63,7 +63,8 @@ def cmd_autograde(args) -> int:
     course_dir = ensure_course(_course(args.course_dir))
     students = course.students_submitted(course_dir)
     course.ensure_students(course_dir, students)
-    for student, message in sorted(run_autograde(course_dir, students, args.force, args.jobs).items()):
+    for student, message in sorted(run_autograde(course_dir, students, args.force, args.jobs,
+                                                 sandbox=not args.no_sandbox).items()):
         print(f"{student:24s} {message or 'ok'}")
     return 0
 
@@ -156,9 +157,15 @@ def cmd_demo(args) -> int:
 
     out = _course(args.out)
     policy = load_policy()
+    from grading import sandbox
+
+    if not args.no_sandbox and not sandbox.available():  # fake students only: run, but say so
+        print(f"note: bubblewrap is missing, so the demo class is graded with --no-sandbox (without its attacker); "
+              f"{sandbox.INSTALL_HINT}")
+        args.no_sandbox = True
     demo = build_demo_class(out / "lms", policy.submission.n_loops, data_preset(),
                             checkpoint=GENERATOR_ASSET if GENERATOR_ASSET.is_file() else None,
-                            include_slow=not args.skip_slow)
+                            include_slow=not args.skip_slow, attacker=not args.no_sandbox)
     args.course_dir, args.download, args.force, args.override_ta = str(out / "course"), str(demo.download), True, False
     return cmd_all(args)
 
@@ -191,12 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     def course_arg(p):
         p.add_argument("--course-dir", default="build/hw2-grading", help="the TA's grading folder")
 
+    def no_sandbox_arg(p):
+        p.add_argument("--no-sandbox", action="store_true",
+                       help="run student code without bubblewrap (one student at a time; trusted code, data and "
+                            "every student's files are checksummed and verified before scoring)")
+
     p = sub.add_parser("all", help="every step, resumable")
     course_arg(p)
     p.add_argument("--download", help="LMS bulk download (zip)")
     p.add_argument("--force", action="store_true", help="redo autograding and scoring of every submission")
     p.add_argument("--override-ta", action="store_true", help="overwrite TAs' manual loop-quality grades")
     p.add_argument("--jobs", type=int, default=2)
+    no_sandbox_arg(p)
     p.set_defaults(func=cmd_all)
     p = sub.add_parser("collect")
     p.add_argument("download")
@@ -206,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     course_arg(p)
     p.add_argument("--force", action="store_true")
     p.add_argument("--jobs", type=int, default=2)
+    no_sandbox_arg(p)
     p.set_defaults(func=cmd_autograde)
     p = sub.add_parser("score")
     course_arg(p)
@@ -232,11 +246,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="build/hw2-demo")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--skip-slow", action="store_true", help="leave out the student whose cells time out")
+    no_sandbox_arg(p)
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("release")
     p.set_defaults(func=cmd_release)
     args = ap.parse_args(argv)
-    return args.func(args)
+    from grading.integrity import IntegrityError
+    from grading.sandbox import SandboxUnavailable
+
+    try:
+        return args.func(args)
+    except (SandboxUnavailable, IntegrityError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

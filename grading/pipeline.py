@@ -44,8 +44,17 @@ def ensure_course(course_dir: Path) -> Path:
     return course_dir
 
 
-def run_autograde(course_dir: Path, students: list[str], force: bool = False, jobs: int = 2) -> dict[str, str]:
-    """Autograde every student not yet done; returns a message per student ('' when all is well)."""
+def run_autograde(course_dir: Path, students: list[str], force: bool = False, jobs: int = 2,
+                  sandbox: bool = True) -> dict[str, str]:
+    """Autograde every student not yet done; returns a message per student ('' when all is well).
+
+    ``sandbox=False`` (the TA's ``--no-sandbox``, for machines without bubblewrap): one student at a
+    time, and after each one the checksums of :mod:`grading.integrity` must be unchanged, else
+    :class:`grading.integrity.IntegrityError` stops grading before any scoring.
+    """
+    from grading import integrity, sandbox as sandboxing, trusted_tests
+
+    sandboxing.require(sandbox)
     todo = [s for s in students if force or not autograde.already_autograded(course_dir, s)]
     messages = {}
     for s in students:
@@ -54,10 +63,14 @@ def run_autograde(course_dir: Path, students: list[str], force: bool = False, jo
             messages[s] = previous.message if previous else ""
     if not todo:
         return messages
+    snapshot = None
+    if not sandbox:
+        trusted_tests.probe_seed(course_dir, "")  # the secret exists before the checksums are taken
+        snapshot, jobs = integrity.take(course_dir, data=True), 1
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         # force=True for nbgrader: a student in `todo` must be (re)graded even if an older submission
         # left an autograded/ folder behind (a newer one was collected)
-        futures = {pool.submit(autograde.autograde_student, course_dir, s, True): s for s in todo}
+        futures = {pool.submit(autograde.autograde_student, course_dir, s, True, sandbox=sandbox): s for s in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="autograde", unit="student"):
             student = futures[fut]
             try:
@@ -66,6 +79,10 @@ def run_autograde(course_dir: Path, students: list[str], force: bool = False, jo
                 result = autograde.AutogradeResult(student, False, 0.0, f"autograde crashed: {exc}")
             autograde.save_result(course_dir, result)
             messages[student] = result.message
+            if snapshot is not None:
+                snapshot = integrity.verify(course_dir, snapshot, student)
+    if snapshot is not None:
+        integrity.verify(course_dir, snapshot, "", data=True)  # the dataset cache, once (it is big)
     return messages
 
 
@@ -135,8 +152,10 @@ def export_csv(course_dir: Path, out: Path | None = None) -> Path:
 
 
 def run_all(course_dir: Path, download: Path | None = None, force: bool = False, jobs: int = 2,
-            override_ta: bool = False) -> list[StudentOutcome]:
-    """Every step for every submission; safe to re-run (see module docstring)."""
+            override_ta: bool = False, sandbox: bool = True) -> list[StudentOutcome]:
+    """Every step for every submission; safe to re-run (see module docstring).
+
+    ``sandbox=False`` only with the TA's ``--no-sandbox`` (see :func:`run_autograde`)."""
     from grading.collect import collect
 
     start = time.perf_counter()
@@ -147,7 +166,7 @@ def run_all(course_dir: Path, download: Path | None = None, force: bool = False,
             print("collect refused:", line)
     students = course.students_submitted(course_dir)
     course.ensure_students(course_dir, students)
-    messages = run_autograde(course_dir, students, force, jobs)
+    messages = run_autograde(course_dir, students, force, jobs, sandbox=sandbox)
     reports = run_scoring(course_dir, students, force, jobs)
     policy = load_policy()
     writes = {s: gradebook.write_quality_score(course_dir, s, reports[s].points, reports[s].summary(),

@@ -98,6 +98,9 @@ def bwrap_args(writable: Iterable[Path] = (), readonly: Iterable[Path] = (), hid
         args += ["--ro-bind", str(Path(p).resolve()), str(Path(p).resolve())]
     for p in writable:
         args += ["--bind", str(Path(p).resolve()), str(Path(p).resolve())]
+    for p in hidden:  # after the binds inside them: hidden folders are empty *and* read-only
+        if Path(p).exists():
+            args += ["--remount-ro", str(Path(p).resolve())]
     env = {"HOME": "/tmp", "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
            "NUMBA_CACHE_DIR": "/tmp/.numba", "XDG_CACHE_HOME": "/tmp/.cache", "COURSE_DATA_DIR": _data_dir(),
            "JUPYTER_RUNTIME_DIR": os.environ.get("JUPYTER_RUNTIME_DIR", "/tmp/.jupyter")}
@@ -125,8 +128,8 @@ def limits(memory_mb: int | None = None, file_mb: int = 512) -> Callable[[], Non
 def write_kernel_spec(folder: Path, writable: Iterable[Path], hide: Iterable[Path]) -> dict[str, str]:
     """A sandboxed IPython kernel spec under ``folder``; returns the environment that makes Jupyter use it.
 
-    ``folder/runtime`` (connection files and ipc sockets) is bound writable into the sandbox.
-    Pass ``--Execute.kernel_name=hw2-sandbox --KernelManager.transport=ipc`` to nbgrader.
+    ``folder/runtime`` (the connection file and the ipc sockets) is bound writable into the sandbox.
+    Pass :func:`nbgrader_args` ``(folder)`` to nbgrader.
     """
     folder = Path(folder).resolve()
     runtime = folder / "runtime"
@@ -135,7 +138,16 @@ def write_kernel_spec(folder: Path, writable: Iterable[Path], hide: Iterable[Pat
     spec_dir.mkdir(parents=True, exist_ok=True)
     prefix = bwrap_args(writable=[*writable, runtime], hide=hide)
     prefix[prefix.index("JUPYTER_RUNTIME_DIR") + 1] = str(runtime)
+    # the kernel is pid 1 of its own pid namespace: no parent to poll (bwrap kills it with its parent)
+    prefix[-1:-1] = ["--as-pid-1", "--unsetenv", "JPY_PARENT_PID"]
     spec = {"argv": prefix + [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "HW2 (sandboxed)", "language": "python", "interrupt_mode": "signal"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     return {"JUPYTER_PATH": str(folder / "jupyter"), "JUPYTER_RUNTIME_DIR": str(runtime)}
+
+
+def nbgrader_args(folder: Path) -> list[str]:
+    """nbgrader options that run the kernel of :func:`write_kernel_spec` ``(folder)`` over ipc sockets."""
+    runtime = Path(folder).resolve() / "runtime"
+    return [f"--Execute.kernel_name={KERNEL_NAME}", "--KernelManager.transport=ipc",
+            f"--KernelManager.connection_file={runtime / 'kernel.json'}"]

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from grading.sandbox import available as sandbox_available
+
 N_LOOPS = 32
 pytestmark = pytest.mark.slow
+SANDBOX = sandbox_available()  # without bubblewrap the class is graded with --no-sandbox (and no attacker)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +66,9 @@ quality_max = 40
 fad = [ {{ max = {fad_top}, points = 25 }}, {{ max = {1.5 * fad_top}, points = 10 }} ]
 is = [ {{ min = {is_top}, points = 15 }}, {{ min = {0.75 * is_top}, points = 5 }} ]
 """)
-        demo = build_demo_class(tmp / "lms", N_LOOPS, preset="fast")
+        demo = build_demo_class(tmp / "lms", N_LOOPS, preset="fast", attacker=SANDBOX)
         course_dir = tmp / "course"
-        outcomes = run_all(course_dir, demo.download, jobs=2)
+        outcomes = run_all(course_dir, demo.download, jobs=2, sandbox=SANDBOX)
         yield course_dir, {o.student: o for o in outcomes}, real
     finally:
         for k, v in old.items():
@@ -205,7 +208,7 @@ def test_rerun_changes_nothing_and_keeps_a_ta_override(graded_class):
         grade.manual_score = 12.5  # a TA decided otherwise in formgrader
         gb.db.commit()
     reports_before = {s: json.loads(report(course_dir, s).to_json()) for s in outcomes}
-    run_all(course_dir, None, jobs=2)
+    run_all(course_dir, None, jobs=2, sandbox=SANDBOX)
     after = scores(course_dir)
     assert after["collapse"]["quality"] == 12.5
     assert {s: v for s, v in after.items() if s != "collapse"} == {s: v for s, v in before.items() if s != "collapse"}
@@ -251,5 +254,66 @@ def test_a_newer_submission_is_collected_and_regraded(graded_class, tmp_path):
     download = tmp_path / "late.zip"
     with zipfile.ZipFile(download, "w") as z:
         z.write(inner, "blank__20261124T090000.zip")
-    run_all(course_dir, download, jobs=1)
+    run_all(course_dir, download, jobs=1, sandbox=SANDBOX)
     assert scores(course_dir)["blank"]["code"] == 40
+
+
+# ---- dishonest students (grading.fake_students): decided outside the kernel, sandboxed
+
+def test_failing_tests_hidden_from_nbgrader_earn_no_code_points(graded_class):
+    from grading.autograde import load_result
+
+    course_dir, _, _ = graded_class
+    hider = load_result(course_dir, "hider")
+    # nbgrader's kernel was fooled: every (wrong) part passed there ...
+    assert hider.nbgrader_scores == {"test_modconv": 12, "test_mapping": 10, "test_r1": 10, "test_export": 8}
+    # ... the trusted decisions count
+    assert scores(course_dir)["hider"]["code"] == 0
+    assert not any(t["passed"] for t in hider.tests.values()) and "differs from the reference" in hider.message
+
+
+def test_handing_in_the_library_scores_zero_for_those_parts(graded_class):
+    from grading.autograde import load_result
+
+    course_dir, _, _ = graded_class
+    assert scores(course_dir)["borrower"]["code"] == 8  # only its own export_loops
+    tests = load_result(course_dir, "borrower").tests
+    assert "course_lib" in tests["modconv"]["reason"] and "importlib" in tests["r1"]["reason"]
+    assert not tests["mapping"]["passed"] and tests["export"]["passed"]
+
+
+@pytest.mark.skipif(not SANDBOX, reason="bubblewrap (bwrap) is not installed: the attacker is only run sandboxed")
+def test_a_notebook_attacking_the_grader_changes_nothing(graded_class):
+    from grading.course import REPO
+
+    course_dir, _, _ = graded_class
+    own = course_dir / "autograded" / "attacker" / "hw2"
+    attempts = json.loads((own / "attempts.json").read_text())
+    assert attempts.pop("own_folder") == "done"
+    assert attempts and all(result != "done" for result in attempts.values()), attempts
+    assert not list(REPO.glob("*/attacker_was_here*")) and not list(course_dir.rglob("attacker_was_here*"))
+    s = scores(course_dir)
+    assert s["attacker"]["code"] == 40  # its solutions are right; nothing it tried changed a grade
+    assert s["ref_solution"]["code"] == 40 and s["cheater"]["code"] == 40
+
+
+def test_without_the_sandbox_a_write_into_another_students_folder_stops_grading(graded_class, tmp_path):
+    import shutil
+
+    from grading import fake_students
+    from grading.integrity import IntegrityError
+    from grading.pipeline import run_autograde
+
+    course_dir, _, _ = graded_class
+    copy = tmp_path / "course"
+    shutil.copytree(course_dir, copy, ignore=shutil.ignore_patterns(".cache", "feedback", "probe", ".sandbox"))
+    (copy / "nbgrader_config.py").write_text((course_dir / "nbgrader_config.py").read_text())
+    evil = copy / "submitted" / "evil" / "hw2"
+    evil.mkdir(parents=True)
+    fake_students.write_notebook(evil / "hw2.ipynb", fake_students.write_into_other_students)
+    from grading import course
+
+    course.ensure_students(copy, ["evil"])
+    with pytest.raises(IntegrityError, match="while autograding 'evil' without a sandbox.*'s file .*/evil.txt"):
+        run_autograde(copy, ["evil"], force=True, jobs=2, sandbox=False)
+    assert (copy / "submitted" / "ref_real" / "hw2" / "evil.txt").is_file()  # unsandboxed, the write happened
