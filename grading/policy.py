@@ -72,7 +72,7 @@ class CheckpointLimits:
     max_image_width: int = 256
     max_parameters: int = 30_000_000
     max_gmacs_per_loop: float = 10.0
-    time_limit_s: float = 300.0
+    time_limit_s: float = 900.0
     memory_mb: int = 4096
 
 
