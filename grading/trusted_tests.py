@@ -442,3 +442,19 @@ def summary(results: dict[str, PartResult]) -> str:
     """One line for the feedback: the failed parts and why."""
     failed = [f"{r.part}: {r.reason}" for r in results.values() if not r.passed]
     return "tests decided outside the notebook: " + ("all parts passed" if not failed else "; ".join(failed))
+
+
+def check_lines(notebook: Path) -> list[str]:
+    """Students' ``python -m grading check``: the grader's decision on each code part of ``notebook``
+    (fixed inputs; in the bubblewrap sandbox when installed, else directly: it is the student's own code)."""
+    import tempfile
+
+    from grading.sandbox import available
+
+    sandbox = available()
+    with tempfile.TemporaryDirectory(prefix="hw2-check-") as tmp:
+        results = trusted_grade(Path(notebook), Path(tmp), seed=0, sandbox=sandbox, hide=[])
+    lines = [f"code part {r.part}: {'passes' if r.passed else 'FAILS: ' + r.reason}" for r in results.values()]
+    if not sandbox:
+        lines.append("(bubblewrap is not installed here: your code ran without the grader's sandbox)")
+    return lines

@@ -39,13 +39,13 @@ def test_a_dishonest_notebook_earns_nothing_for_wrong_or_borrowed_code(tmp_path,
         assert "ImportError" in results["mapping"].reason or "ModuleNotFoundError" in results["mapping"].reason
 
 
-def test_the_release_stubs_fail_and_say_why(tmp_path):
+def test_students_check_shows_the_release_stubs_failing_and_why():
+    """What ``python -m grading check hw2/`` prints for the untouched release."""
     from grading.course import REPO
 
-    nb = REPO / "hw2" / "hw2.ipynb"
-    results = trusted_tests.trusted_grade(nb, tmp_path / "probe", seed=3, sandbox=SANDBOX, hide=[tmp_path])
-    assert not any(r.passed for r in results.values())
-    assert all("NotImplementedError" in r.reason for r in results.values())
+    lines = trusted_tests.check_lines(REPO / "hw2" / "hw2.ipynb")
+    assert [line.split(":")[0] for line in lines[:4]] == [f"code part {p}" for p in trusted_tests.PARTS]
+    assert all("FAILS: raised NotImplementedError" in line for line in lines[:4])
 
 
 @pytest.mark.parametrize("source, why", [
