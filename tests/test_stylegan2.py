@@ -179,3 +179,27 @@ def test_fast_training_produces_finite_audio_of_the_exact_loop_length(tmp_path):
     assert [sf.info(str(p)).frames for p in paths] == [32000] * 3
     with pytest.raises(FileNotFoundError):
         sg.load_generator(tmp_path / "missing.pt")
+
+
+def test_loop_augmentations_shift_by_whole_16ths_and_cut_out_to_silence():
+    spec = sg.MelImageSpec()
+    frames = spec.frames  # 125 frames = 16 sixteenth notes of 7.8125 frames
+    img = torch.linspace(-1, 1, frames).repeat(2, 1, 80, 1)
+    img = spec.to_image(spec.to_mel(torch.cat([img, img[..., :3]], -1)))  # a periodic loop image
+    g = torch.Generator().manual_seed(0)
+    out = sg.augment_loop_images(img, ("shift",), frames, g)
+    for b in range(2):
+        # each output row is the loop rolled by round(k * 125 / 16) frames for some k, wrapped columns rebuilt
+        shifts = [round(k * frames / 16) for k in range(16)]
+        assert any(torch.equal(out[b, ..., :frames], img[b, ..., :frames].roll(s, -1)) for s in shifts)
+        assert torch.equal(out[b, ..., frames:], out[b, ..., : img.shape[-1] - frames])
+    cut = sg.augment_loop_images(torch.zeros(3, 1, 80, 128), ("cutout",), frames, torch.Generator().manual_seed(1))
+    silent = (cut[..., :frames] == -1.0).float().mean(dim=(1, 2, 3))
+    # one time band (15 of 125 frames) and one mel band (10 of 80): 1 - (7/8)(110/125) = 23 % of a loop
+    assert torch.allclose(silent, torch.full((3,), 1 - (70 / 80) * (110 / 125)), atol=1e-6)
+    assert torch.equal(cut[..., frames:], cut[..., : 128 - frames])  # the wrapped columns agree
+    x = torch.randn(2, 1, 80, 128, requires_grad=True)
+    sg.augment_loop_images(x, ("shift", "cutout"), frames, torch.Generator().manual_seed(2)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable: G learns through it
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        sg.augment_loop_images(x, ("flip",), frames, g)

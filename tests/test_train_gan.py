@@ -60,7 +60,8 @@ def test_resume_from_checkpoint_continues_the_same_run(tmp_path):
 
 def test_config_presets_and_errors():
     cfg = get_config("stylegan2", "lecture", steps=7, arch=dict(z_dim=64))
-    assert cfg.steps == 7 and cfg.arch["z_dim"] == 64 and cfg.arch["channels"] == (64, 64, 64, 32, 32)
+    assert cfg.steps == 7 and cfg.arch["z_dim"] == 64 and cfg.arch["channels"] == (96, 96, 48, 24, 12)
+    assert cfg.augment == ("shift", "cutout") and cfg.ema_rampup > 0
     assert get_config("melgan", "full").adv_start > 0
     with pytest.raises(ValueError):
         get_config("stylegan3")
@@ -96,3 +97,33 @@ def test_time_budget_stops_early_and_logs_the_last_step():
     res = train_gan(cfg, data=loops(4))
     assert res.steps_done == 1 and [r["step"] for r in res.history] == [1]
     assert res.history[0]["g_grad"] > 0
+
+
+def test_augmentation_ema_rampup_and_exported_curve_points(tmp_path):
+    """DiffAugment changes the trajectory (D sees other images) but stays reproducible; the EMA ramp-up makes
+    the average track a short run; generators are exported at the requested steps with summed training time."""
+    data = loops(4)
+    base = get_config("stylegan2", "fast", steps=4, batch_size=2, **{**TINY, "log_every": 2})
+    plain = train_gan(base, data=data)
+    aug = GANConfig(**{**base.to_dict(), "augment": ("shift", "cutout")})
+    a1, a2 = train_gan(aug, data=data), train_gan(aug, data=data)
+    assert max_diff(a1.generator.state_dict(), a2.generator.state_dict()) == 0.0
+    assert max_diff(a1.generator.state_dict(), plain.generator.state_dict()) > 1e-6
+    slow = GANConfig(**{**base.to_dict(), "ema_half_life": 1e6})
+    ramped = GANConfig(**{**slow.to_dict(), "ema_rampup": 0.05})
+    init = train_gan(GANConfig(**{**base.to_dict(), "steps": 0}), data=data).generator.state_dict()
+    r_slow, r_ramp = train_gan(slow, data=data), train_gan(ramped, data=data)
+    # without ramp-up a huge half-life leaves the EMA at the initial weights; with it the EMA follows G
+    assert max_diff(r_slow.ema.state_dict(), init) < 1e-4
+    assert max_diff(r_ramp.ema.state_dict(), r_ramp.generator.state_dict()) < max_diff(init, r_ramp.generator.state_dict())
+    out = GANConfig(**{**base.to_dict(), "out_dir": str(tmp_path), "export_steps": (2,), "steps": 2})
+    train_gan(out, data=data)
+    train_gan(GANConfig(**{**out.to_dict(), "steps": 4}), data=data)  # resumed: a second session
+    from course_lib.models.stylegan2 import load_generator
+    from course_lib.train.gan import _training_seconds
+
+    g2, _ = load_generator(tmp_path / "generator_0000002.pt")
+    g4, _ = load_generator(tmp_path / "generator.pt")
+    assert g2.meta["steps"] == 2 and g4.meta["steps"] == 4
+    hist = [{"seconds": 1.0}, {"seconds": 2.0}, {"seconds": 0.5}, {"seconds": 1.5}]
+    assert _training_seconds(hist) == pytest.approx(3.5)  # two sessions: 2.0 + 1.5

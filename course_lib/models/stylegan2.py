@@ -50,6 +50,7 @@ __all__ = [
     "minibatch_stddev", "Discriminator", "truncate", "mix_styles", "d_logistic_loss", "g_nonsaturating_loss",
     "g_saturating_loss", "r1_penalty", "path_length_penalty", "ema_update", "ema_beta", "sample_diversity",
     "make_ema", "generate_mels", "generate_audio", "export_loops", "save_generator", "load_generator",
+    "AUGMENTATIONS", "augment_loop_images",
 ]
 
 
@@ -540,6 +541,62 @@ class Discriminator(nn.Module):
             x = minibatch_stddev(x, self.config.mbstd_group)
         x = F.leaky_relu(self.conv(x), 0.2) * math.sqrt(2.0)
         return self.out(self.fc(x.flatten(1))).squeeze(1)
+
+
+# --------------------------------------------------------------------------- differentiable augmentation
+
+AUGMENTATIONS: tuple[str, ...] = ("shift", "cutout")
+
+
+def augment_loop_images(images: torch.Tensor, policy: Sequence[str], frames: int, generator: torch.Generator,
+                        steps_per_loop: int = 16, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """DiffAugment for loop images: the same random, differentiable transforms for real and fake batches.
+
+    The discriminator sees only augmented images (real and generated alike), so it cannot memorise
+    a small training set, while the generator still learns the un-augmented distribution (every
+    transform is applied to both sides and is differentiable; Zhao et al., 2020).
+
+    Args:
+        images: ``(batch, 1, n_mels, width)`` loop images; columns ``>= frames`` repeat the loop's start.
+        policy: names from :data:`AUGMENTATIONS`:
+            ``"shift"`` rolls each loop circularly in time by a whole number of 16th notes (a loop
+            started on another 16th is still a loop; the repeated columns are rebuilt);
+            ``"cutout"`` sets one random time band (1/8 of the loop) and one random mel band (1/8 of
+            the bands) of each image to silence (-1).
+        frames: mel frames in one loop (``MelImageSpec.frames``, 125 for 2 s at hop 256).
+        generator: CPU random generator (the caller seeds it per step, for reproducibility).
+        steps_per_loop: grid of the ``"shift"`` augmentation (16th notes in a one-bar loop).
+        rank, world_size: under data parallelism the random draws are made for the global batch
+            and this process keeps rows ``rank::world_size`` (so N processes follow one process's run).
+    Returns:
+        ``(batch, 1, n_mels, width)``.
+    """
+    unknown = sorted(set(policy) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {unknown}; choose from {AUGMENTATIONS}")
+    b, _, h, width = images.shape
+    if not 0 < frames <= width:
+        raise ValueError(f"frames must be in (0, {width}], got {frames}")
+    n = b * world_size
+
+    def draw(high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(0, high, (n, *shape[1:]), generator=generator)[rank::world_size]
+
+    x = images
+    if "shift" in policy:
+        steps = draw(steps_per_loop, (b,))
+        offsets = torch.round(steps.double() * frames / steps_per_loop).long()
+        cols = (torch.arange(width).unsqueeze(0) % frames - offsets.unsqueeze(1)) % frames  # (b, width)
+        x = torch.gather(x, 3, cols.to(x.device).view(b, 1, 1, width).expand(b, 1, h, width))
+    if "cutout" in policy:
+        tw, fh = max(1, frames // 8), max(1, h // 8)
+        t0 = draw(frames - tw + 1, (b, 1))
+        f0 = draw(h - fh + 1, (b, 1))
+        t_idx, f_idx = torch.arange(width).unsqueeze(0), torch.arange(h).unsqueeze(0)
+        t_mask = ((t_idx % frames >= t0) & (t_idx % frames < t0 + tw)).view(b, 1, 1, width)
+        f_mask = ((f_idx >= f0) & (f_idx < f0 + fh)).view(b, 1, h, 1)
+        x = torch.where((t_mask | f_mask).to(x.device), torch.full_like(x, -1.0), x)
+    return x
 
 
 # --------------------------------------------------------------------------- losses and regularisers
