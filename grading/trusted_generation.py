@@ -194,6 +194,16 @@ def inspect_checkpoint(path: Path, limits: CheckpointLimits, gen: GenerationPoli
     size = path.stat().st_size
     if size > limits.max_bytes:
         raise CheckpointRefused(f"{path.name}: is {size} bytes (limit {limits.max_bytes}); not loaded")
+    try:  # a zip whose members inflate beyond the limit (a zip bomb) is refused before torch reads it
+        import zipfile
+
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                unpacked = sum(i.file_size for i in z.infolist())
+            if unpacked > limits.max_bytes:
+                raise CheckpointRefused(f"{path.name}: unpacks to {unpacked} bytes (limit {limits.max_bytes}); not loaded")
+    except (zipfile.BadZipFile, OSError):
+        pass  # not a valid zip: torch.load below says so
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refuses pickled code; corrupt zips raise many types
