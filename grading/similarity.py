@@ -15,8 +15,9 @@ Copies in disguise (memorisation only, :func:`find_disguised`): the waveform cor
 its absolute value (a loop with inverted polarity correlates at -1; the log-mel does not see
 polarity at all); a **low-pass** filtered copy keeps the low mel bands, so the distance is also
 taken over the lowest ``BAND_CUTOFFS`` bands only (each clip's mean re-removed over them); a
-**speed change** of a few percent (pitch and tempo together) is undone by resampling the query by
-``1 / f`` for each ``f`` in ``SPEED_FACTORS`` before comparing. The smallest distance over
+**speed change** of a few percent (pitch and tempo together) is undone by resampling the query's
+audio by ``1 / f`` for each ``f`` in ``SPEED_FACTORS`` before comparing (worst frames left out:
+a slowed copy's end wraps around). The smallest distance over
 speeds, band cutoffs and shifts is compared with its own, separately calibrated threshold
 (``disguised_logmel_rms_distance``): searching more variants brings distinct loops closer too.
 """
@@ -35,6 +36,7 @@ MEL = spectral.MelConfig(n_mels=64, fmax=8000.0)
 SMOOTH_FRAMES = 3    # frames of temporal smoothing: a shift by a fraction of a hop barely matters
 DYNAMIC_RANGE = 4.6  # nats (40 dB) below each clip's loudest cell are floored: light noise does not count
 SPEED_FACTORS = tuple(round(0.96 + 0.005 * i, 3) for i in range(17))  # speed changes of a copy searched: ±4 %, 0.5 % steps
+REFINE_SHIFT = 0                 # also try the trimmed distance +-this many frames around the best shift (2 did not help)
 TRIM_FRACTION = 0.1              # worst-matching frames left out of a disguised comparison (a slowed loop's wrapped end)
 BAND_CUTOFFS = (64, 48, 40)      # compare mel bands [0, k): a low-pass down to about 2 kHz keeps bands < 40
 FINGERPRINT_BANDS = 32           # candidates of a disguised copy are found on the low bands (they survive a low-pass)
@@ -59,34 +61,23 @@ def _normalise(lm: torch.Tensor) -> torch.Tensor:
     return lm - lm.mean(dim=(1, 2), keepdim=True)
 
 
-def speed_undone_logmels(audio: torch.Tensor, factors: tuple[float, ...], batch: int = 64) -> dict[float, torch.Tensor]:
-    """Normalised log-mels ``(n, M, T)`` of loops ``(n, samples)`` as if each had been played ``1 / f`` times as fast.
+def resample_loops(audio: torch.Tensor, factor: float) -> torch.Tensor:
+    """Loops ``(n, samples)`` played ``factor`` times as fast, wrapping around (linear interpolation, float32)."""
+    n = audio.shape[-1]
+    pos = torch.arange(n, dtype=torch.float64) * factor % n
+    i0 = pos.floor().long()
+    frac = (pos - i0).float()
+    return audio[..., i0] * (1 - frac) + audio[..., (i0 + 1) % n] * frac
 
-    One STFT per loop: a loop played ``f`` times as fast has at frame ``t`` and frequency bin ``k``
-    the original's frame ``f t`` and bin ``k / f``; the original is read back from the magnitude
-    at bin ``f k`` and frame ``t / f`` (linear interpolation on the fine linear-frequency grid; time
-    wraps around the loop's ``samples / hop`` frames), then mel filters, log and :func:`_normalise`.
+
+def speed_undone_logmels(audio: torch.Tensor, factors: tuple[float, ...]) -> dict[float, torch.Tensor]:
+    """Normalised log-mels ``(n, M, T)`` of loops ``(n, samples)`` resampled by ``1 / f`` for each ``f`` in ``factors``.
+
+    Undoes a copy played ``f`` times as fast (:func:`resample_loops`, wrapping around the loop);
+    one STFT per speed.
     """
     x = torch.as_tensor(audio, dtype=torch.float32)
-    fb = spectral.mel_filterbank(MEL)
-    out: dict[float, list[torch.Tensor]] = {f: [] for f in factors}
-    for start in range(0, x.shape[0], batch):
-        mag = spectral.stft(x[start : start + batch], MEL.n_fft, MEL.hop).abs()      # (b, K, T)
-        k_bins, t = mag.shape[1], mag.shape[2]
-        period = x.shape[-1] / MEL.hop
-        for f in factors:
-            if f == 1.0:
-                m = mag
-            else:
-                kpos = (torch.arange(k_bins, dtype=torch.float64) * f).clamp(max=k_bins - 1)
-                tpos = torch.arange(t, dtype=torch.float64) / f % period
-                k0, t0 = kpos.floor().long(), tpos.floor().long()
-                k1, t1 = (k0 + 1).clamp(max=k_bins - 1), (t0 + 1) % t
-                wk, wt = (kpos - k0).float().view(1, -1, 1), (tpos - t0).float().view(1, 1, -1)
-                rows = mag[:, k0] * (1 - wk) + mag[:, k1] * wk
-                m = rows[..., t0.clamp(max=t - 1)] * (1 - wt) + rows[..., t1] * wt
-            out[f].append(_normalise(torch.log(torch.matmul(fb, m).clamp_min(1e-8))))
-    return {f: torch.cat(v) if v else torch.zeros(0, MEL.n_mels, 0) for f, v in out.items()}
+    return {f: normalised_logmel(x if f == 1.0 else resample_loops(x, 1.0 / f)) for f in factors}
 
 
 def fingerprint(logmels: torch.Tensor) -> torch.Tensor:
@@ -156,10 +147,10 @@ def nearest_matches(query_audio: torch.Tensor, query_mels: torch.Tensor, ref_aud
         if not order:
             continue
         nccs, _ = circular_ncc(qa[i], ra[order])
-        found = []
-        for c, ncc in zip(order, nccs.tolist()):
-            d, shift = shifted_rms_distance(query_mels[i], ref_mels[c], max_shift)
-            found.append(Match(i, c, ncc, d, shift))
+        # all candidates and shifts at once (the same distance as shifted_rms_distance: both clips have mean 0)
+        d, sh, _ = band_limited_distances(query_mels[i:i + 1], ref_mels[order].unsqueeze(0), (query_mels.shape[1],),
+                                          max_shift)
+        found = [Match(i, c, ncc, float(dc), int(s)) for c, ncc, dc, s in zip(order, nccs.tolist(), d[0], sh[0])]
         copies = [m for m in found if _is_copy(m, ncc_threshold, logmel_threshold)]
         matches.append(max(copies or found, key=lambda m: m.ncc))
     return matches
@@ -228,15 +219,23 @@ def band_limited_distances(query: torch.Tensor, refs: torch.Tensor, cutoffs: tup
     shift = shifts[si]
     if trim_frames <= 0:
         return flat.values.float(), shift, cut
-    idx = (torch.arange(t).view(1, 1, 1, t) - shift.view(n, k, 1, 1)) % t             # roll(r, s)[t] = r[t - s]
-    rolled = torch.gather(r, 3, idx.expand(n, k, m, t))
     band = (torch.arange(m).view(1, 1, m, 1) < cut.view(n, k, 1, 1)).to(torch.float32)
     size = (cut * t).to(torch.float32).view(n, k, 1, 1)
-    diff = (q - rolled) * band
-    diff = (diff - diff.sum(dim=(2, 3), keepdim=True) / size) * band                  # means over the band set removed
-    per_frame = diff.pow(2).sum(2) / cut.view(n, k, 1)                                # (n, k, T)
-    kept = per_frame.sort(dim=-1).values[..., : t - trim_frames]
-    return kept.mean(-1).sqrt().float(), shift, cut
+    best_d, best_s = None, shift
+    for delta in range(-REFINE_SHIFT, REFINE_SHIFT + 1):  # the untrimmed best shift can be pulled off by the trimmed frames
+        sh = shift + delta
+        idx = (torch.arange(t).view(1, 1, 1, t) - sh.view(n, k, 1, 1)) % t          # roll(r, s)[t] = r[t - s]
+        rolled = torch.gather(r, 3, idx.expand(n, k, m, t))
+        diff = (q - rolled) * band
+        diff = (diff - diff.sum(dim=(2, 3), keepdim=True) / size) * band              # means over the band set removed
+        per_frame = diff.pow(2).sum(2) / cut.view(n, k, 1)                            # (n, k, T)
+        d_trim = per_frame.sort(dim=-1).values[..., : t - trim_frames].mean(-1).sqrt()
+        if best_d is None:
+            best_d, best_s = d_trim, sh.clone()
+        else:
+            better = d_trim < best_d
+            best_d, best_s = torch.where(better, d_trim, best_d), torch.where(better, sh, best_s)
+    return best_d.float(), best_s, cut
 
 
 def _lowband_fingerprint(logmels: torch.Tensor) -> torch.Tensor:

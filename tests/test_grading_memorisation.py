@@ -44,15 +44,15 @@ def test_disguises_do_what_they_say():
     assert np.argmax(np.abs(np.fft.rfft(fast[0]))) == pytest.approx(453, abs=1)
 
 
-# measured on these 12 copies at the shipped threshold: 12, 12, 12, 8, 7 and 4 caught (the default set's
-# rates over 48 copies are in thresholds.toml); the speed search is the weak spot, the bounds allow one less
+# measured on these 12 copies at the shipped threshold: 12, 12, 12, 12, 5 and 5 caught (the default set's
+# rates over 48 copies are in CALIBRATION.md); slowed-down copies are the weak spot; bounds allow one less
 @pytest.mark.parametrize("name,disguise,min_caught", [
     ("polarity inverted", disguises.invert, N_COPIES),
     ("low-pass 4 kHz", lambda a: disguises.lowpass(a, 4000), N_COPIES),
     ("low-pass 2 kHz", lambda a: disguises.lowpass(a, 2000), N_COPIES - 1),
-    ("3 % faster", lambda a: disguises.speed(a, 1.03), 7),
-    ("3 % slower", lambda a: disguises.speed(a, 0.97), 6),
-    ("3 % slower, shifted, 0.5 gain", lambda a: 0.5 * np.roll(disguises.speed(a, 0.97), 5000, axis=1), 3),
+    ("3 % faster", lambda a: disguises.speed(a, 1.03), N_COPIES - 1),
+    ("3 % slower", lambda a: disguises.speed(a, 0.97), 4),
+    ("3 % slower, shifted, 0.5 gain", lambda a: 0.5 * np.roll(disguises.speed(a, 0.97), 5000, axis=1), 4),
 ])
 def test_disguised_copies_of_training_loops_are_found(training, name, disguise, min_caught):
     audio, _, names, pick = training
