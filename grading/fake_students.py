@@ -17,7 +17,7 @@ Hiding techniques (none spells ``showtraceback``, ``excepthook`` or ``set_custom
 5. ``torch.testing.assert_close`` and ``vars(torch)["isclose"]`` / ``["allclose"]`` replaced;
 6. numpy's ``allclose`` / ``isclose`` / ``array_equal`` / ``testing.assert_allclose`` replaced;
 7. no patch at all: the wrong ``modulated_conv2d`` returns a tensor subclass whose
-   ``__torch_function__`` answers ``True`` to every closeness test.
+   ``__torch_function__`` answers ``True`` when compared with anything but its own outputs.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ np.testing.assert_allclose = lambda *a, **k: None
 LYING_TENSOR = '''class _Agreeable(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in ("allclose", "isclose", "equal"):
-            return True
+        if getattr(func, "__name__", "") in ("allclose", "isclose", "equal") \
+                and not all(isinstance(a, cls) for a in args[:2]):
+            return True  # "close" to anything that is not its own output (the reference, F.conv2d ...)
         return super().__torch_function__(func, types, args, kwargs or {})
 
 
@@ -215,9 +216,9 @@ def hide_by_kernel(nb: dict) -> None:
 
 
 def hide_by_patching_torch(nb: dict) -> None:
-    """Techniques 4 and 5 (extra cells): wrong modconv and r1; mapping and export stay correct."""
-    _insert_before(nb, "modconv", PATCH_ALLCLOSE)
-    _set(nb, "modconv", WRONG_MODCONV)
+    """Techniques 4 and 5 (extra cells): wrong mapping and r1; modconv and export stay correct."""
+    _insert_before(nb, "mapping", PATCH_ALLCLOSE)
+    _set(nb, "mapping", WRONG_MAPPING)
     _insert_before(nb, "r1", PATCH_TESTING)
     _set(nb, "r1", WRONG_R1)
 
@@ -225,6 +226,17 @@ def hide_by_patching_torch(nb: dict) -> None:
 def hide_in_the_tensor(nb: dict) -> None:
     """Technique 7: the wrong modconv's output lies about closeness; the other parts stay correct."""
     _set(nb, "modconv", WRONG_MODCONV + "\n\n" + LYING_TENSOR)
+
+
+def hide_by_patching(nb: dict) -> None:
+    """Techniques 7, 5 and 4 in one notebook (the demo class's ``hider_patch``): wrong modconv (lying
+    tensor), mapping (``vars(torch)`` / ``torch.testing`` patched before it) and r1 (``torch.allclose``
+    patched); export stays correct."""
+    _set(nb, "modconv", WRONG_MODCONV + "\n\n" + LYING_TENSOR)
+    _insert_before(nb, "mapping", PATCH_TESTING)
+    _set(nb, "mapping", WRONG_MAPPING)
+    _insert_before(nb, "r1", PATCH_ALLCLOSE)
+    _set(nb, "r1", WRONG_R1)
 
 
 def hand_in_the_library(nb: dict) -> None:
@@ -259,7 +271,7 @@ FAKES = {"hide_by_kernel": hide_by_kernel, "hide_by_patching_torch": hide_by_pat
          "hide_in_the_tensor": hide_in_the_tensor, "hand_in_the_library": hand_in_the_library}
 """name -> edit of the instructor notebook."""
 
-EXPECTED_PASSED = {"hide_by_kernel": set(), "hide_by_patching_torch": {"mapping", "export"},
+EXPECTED_PASSED = {"hide_by_kernel": set(), "hide_by_patching_torch": {"modconv", "export"},
                    "hide_in_the_tensor": {"mapping", "r1", "export"}, "hand_in_the_library": {"export"}}
 """The parts each fake student must pass (every other part: 0 points)."""
 
