@@ -35,7 +35,7 @@ from course_lib import spectral
 MEL = spectral.MelConfig(n_mels=64, fmax=8000.0)
 SMOOTH_FRAMES = 3    # frames of temporal smoothing: a shift by a fraction of a hop barely matters
 DYNAMIC_RANGE = 4.6  # nats (40 dB) below each clip's loudest cell are floored: light noise does not count
-SPEED_FACTORS = tuple(round(0.96 + 0.005 * i, 3) for i in range(17))  # speed changes of a copy searched: ±4 %, 0.5 % steps
+SPEED_FACTORS = tuple(round(0.96 + 0.01 * i, 2) for i in range(9))  # speed changes of a copy searched: ±4 %, 1 % steps
 REFINE_SHIFT = 0                 # also try the trimmed distance +-this many frames around the best shift (2 did not help)
 TRIM_FRACTION = 0.1              # worst-matching frames left out of a disguised comparison (a slowed loop's wrapped end)
 BAND_CUTOFFS = (64, 48, 40)      # compare mel bands [0, k): a low-pass down to about 2 kHz keeps bands < 40
