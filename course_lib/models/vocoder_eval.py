@@ -165,8 +165,10 @@ def write_card(fig: dict, md_path: PathLike, json_path: PathLike | None = None) 
         f"* config: `{json.dumps(fig['config'])}`",
         "",
         "## Training", "",
-        f"* command: `python -m course_lib.train.vocoder --preset {tr.get('preset', '?')} --out runs/istft_vocoder "
-        "--threads 1 --export` (resumable; `--max-seconds` caps one call)",
+        "* command: `" + tr.get("command", f"python -m course_lib.train.vocoder --preset {tr.get('preset', '?')} "
+                                "--out runs/istft_vocoder --threads 1 --export") + "` (resumable: the same command "
+        "continues from `state.pt`; `--max-seconds` caps one call)",
+        *([f"* note: {tr['note']}"] if tr.get("note") else []),
         f"* data: `LoopDataset(split=\"train\", preset=\"default\", seed=0)` (the HW2 training loops); selection: "
         f"lowest validation MR-STFT + log-mel L1 on the first {tr.get('config', {}).get('n_valid', '?')} loops of "
         "`split=\"valid\"` (same seed, disjoint keys), measured every "
@@ -192,7 +194,7 @@ def write_card(fig: dict, md_path: PathLike, json_path: PathLike | None = None) 
         sp = "" if row["loops_per_s"] is None else f"{row['loops_per_s']:.1f}"
         lines.append(f"| {names.get(key, key)} | {row['fad']:.1f} | {row['is']:.2f} | {row['mel_l1']:.3f} | "
                      f"{row['mrstft']:.3f} | {sp} |")
-    lines += ["", "Regenerate: `python -m course_lib.models.vocoder_eval card` (about a minute).", "",
+    lines += ["", "Regenerate: `python -m course_lib.models.vocoder_eval card` (a few minutes on one thread; Griffin-Lim dominates).", "",
               "## Limits", "",
               "* Trained only on the synthetic HW2 loops (drums, bass, chords, arpeggio at 16 kHz); other audio is untested.",
               "* Regression losses only (no GAN): phase is learnt through the multi-resolution STFT loss; "
