@@ -126,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     from course_lib.models.classifiers import load_loop_classifier
     from grading.reference import REFERENCE_FILE
 
+    from grading.policy import load_policy
+
     clf, reference = load_loop_classifier(device="cpu"), ReferenceSet.load(REFERENCE_FILE)
+    policy_seed = load_policy().generation.seed
     n_eval = 16 if args.quick else 200
     q = {"preset": preset, "threads": torch.get_num_threads(), "n_loops": n_eval, "curve": [],
-         "how": "generate_loops (grading vocoder, seed 0) scored against grading/assets/loops_reference.npz"}
+         "how": "generate_loops (grading vocoder, the policy's seed) scored against grading/assets/loops_reference.npz"}
     elapsed, steps = 0.0, 0
     print(f"\nquality versus training time ({preset} preset, {n_eval} loops each, graded like HW2)")
     print(f"{'minutes':>8}{'steps':>7}{'FAD':>9}{'IS':>7}{'NDB/K':>7}")
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                                    snapshot_every=0, export_steps=()), data=train)
         elapsed, steps = elapsed + run.seconds, run.steps_done
         row = {"minutes": round(elapsed / 60, 2), "steps": steps,
-               **score(generate_loops(run_dir / "generator.pt", n_eval, seed=0), reference, clf)}
+               **score(generate_loops(run_dir / "generator.pt", n_eval, seed=policy_seed), reference, clf)}
         q["curve"].append(row)
         print(f"{row['minutes']:>8.1f}{steps:>7}{row['fad']:>9.1f}{row['is']:>7.2f}{row['ndb_k']:>7.2f}", flush=True)
     results["quality"] = q

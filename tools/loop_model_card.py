@@ -7,7 +7,7 @@ Reads ``RUN/generator.pt`` (and every ``RUN/generator_<step>.pt`` exported on th
 the quality-versus-compute curve) and writes ``OUT.json`` + ``OUT.md``:
 
 * the graded figures: 200 loops made exactly as the grader makes them (:func:`course_lib.hw2.generate_loops`,
-  the course's default vocoder, loop seed 0), scored with the course metrics against the grader's reference
+  the course's default vocoder, the grading policy's latent seed), scored with the course metrics against the grader's reference
   statistics (``grading/assets/loops_reference.npz``: held-out real loops embedded by the shipped loop
   classifier): FAD with a bootstrap 95 % interval, IS, NDB/K, JSD; beside the same figures for held-out real
   loops (seed 2) and for those real loops passed through the vocoder (the ceiling a generator can reach);
@@ -59,9 +59,11 @@ def exported_generators(run: Path) -> list[Path]:
     return sorted(run.glob("generator_[0-9]*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
 
 
-def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None) -> dict:
+def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None, idle_step_seconds: float | None = None) -> dict:
     """Every figure of the card (see the module docstring). ``vocoder``: None = the grader's (the default of
-    :func:`course_lib.hw2.loop_vocoder`); the ceiling row always uses the grader's vocoder."""
+    :func:`course_lib.hw2.loop_vocoder`); the ceiling row always uses the grader's vocoder.
+    ``idle_step_seconds``: seconds per training step measured on the quiet reference machine (both cores;
+    ``benchmarks/bench_stylegan2.py``); the curve then also states ``idle_minutes = steps * it / 60``."""
     from course_lib.data.datasets import LoopDataset
     from course_lib.hw2 import generate_loops
     from course_lib.metrics.evaluate import ReferenceSet
@@ -71,13 +73,16 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None) -> dict:
     from grading.calibrate import through_grading_vocoder
     from grading.reference import REFERENCE_FILE
 
+    from grading.policy import load_policy
+
+    seed = load_policy().generation.seed
     clf = load_loop_classifier(device="cpu")
     reference = ReferenceSet.load(REFERENCE_FILE)
     final = run / "generator.pt"
     G, spec = load_generator(final)
     meta = dict(getattr(G, "meta", {}))
     t0 = time.perf_counter()
-    fake = generate_loops(final, n, seed=0, vocoder=vocoder)
+    fake = generate_loops(final, n, seed=seed, vocoder=vocoder)
     gen_seconds = time.perf_counter() - t0
     real = LoopDataset(split="all", preset="default", seed=HELD_OUT_SEED, precompute_mel=False).audio
     real = real[torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))[:n]]
@@ -89,8 +94,12 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None) -> dict:
     for path in exported_generators(run) + [final]:
         g, _ = load_generator(path)
         m = dict(getattr(g, "meta", {}))
-        s = score(generate_loops(path, n, seed=0, vocoder=vocoder), reference, clf)
-        curve.append({"file": path.name, "steps": m.get("steps"), "minutes": round(m.get("seconds", 0) / 60, 1), **s})
+        s = table["this generator + vocoder"] if path == final else \
+            score(generate_loops(path, n, seed=seed, vocoder=vocoder), reference, clf)
+        row = {"file": path.name, "steps": m.get("steps"), "minutes": round(m.get("seconds", 0) / 60, 1)}
+        if idle_step_seconds:
+            row["idle_minutes"] = round(m.get("steps", 0) * idle_step_seconds / 60, 1)
+        curve.append({**row, **s})
     train = LoopDataset(split="train", preset="default", seed=0, precompute_mel=False).audio
     return {
         "checkpoint": {"file": final.name, "bytes": final.stat().st_size,
@@ -98,11 +107,11 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None) -> dict:
                        "architecture": G.config.to_dict()},
         "training_data": {"what": "synthetic HW2 loop set, preset 'default', seed 0, split 'train'",
                           "n_loops": int(train.shape[0]), "sha256_audio": audio_hash(train)},
-        "evaluation": {"n_loops": n, "how": "course_lib.hw2.generate_loops(checkpoint, 200, seed=0), the course "
+        "evaluation": {"n_loops": n, "seed": seed, "how": "course_lib.hw2.generate_loops(checkpoint, 200, seed=<policy seed>), the course "
                        "vocoder; course_lib.metrics.evaluate against grading/assets/loops_reference.npz "
                        "(is_splits=4, fad_boot=50)", "vocoder": str(vocoder) if vocoder is not None else
                        (ISTFT_VOCODER_ASSET.name if ISTFT_VOCODER_ASSET.is_file() else "Griffin-Lim (no iSTFT vocoder)"), "generation_seconds": round(gen_seconds, 1)},
-        "table": table, "curve": curve,
+        "table": table, "curve": curve, "idle_step_seconds": idle_step_seconds,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
     }
 
@@ -112,8 +121,8 @@ def card_markdown(card: dict, title: str, command: str, notes: str = "") -> str:
     t, m, ck = card["table"], card["checkpoint"]["meta"], card["checkpoint"]
     rows = "\n".join(f"| {name} | {v['fad']:.1f} [{v['fad_ci'][0]:.1f}, {v['fad_ci'][1]:.1f}] | {v['is']:.2f} | "
                      f"{v['ndb_k']:.2f} | {v['jsd']:.3f} |" for name, v in t.items())
-    curve = "\n".join(f"| {c['minutes']:.1f} | {c['steps']} | {c['fad']:.1f} | {c['is']:.2f} | {c['ndb_k']:.2f} |"
-                      for c in card["curve"])
+    curve = "\n".join(f"| {c.get('idle_minutes', '-')} | {c['minutes']:.1f} | {c['steps']} | {c['fad']:.1f} | "
+                      f"{c['is']:.2f} | {c['ndb_k']:.2f} |" for c in card["curve"])
     return f"""# Data card: `{ck['file'] if title is None else title}`
 
 - **What**: the EMA generator of a StyleGAN2 trained on log-mel images of the course's one-bar loops
@@ -130,8 +139,8 @@ def card_markdown(card: dict, title: str, command: str, notes: str = "") -> str:
 
 - **Quality versus compute** (the generators exported on the way, same measurement):
 
-| training minutes | steps | FAD ↓ | IS ↑ | NDB/K ↓ |
-|---|---|---|---|---|
+| minutes on 2 idle cores ({card.get('idle_step_seconds')} s/step) | wall minutes of this run | steps | FAD ↓ | IS ↑ | NDB/K ↓ |
+|---|---|---|---|---|---|
 {curve}
 
 {notes}
@@ -146,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--command", required=True, help="the command that trained the run (goes into the card)")
     ap.add_argument("--notes", type=Path, help="a Markdown file of hand-written notes kept in the card")
     ap.add_argument("--n", type=int, default=N_LOOPS)
+    ap.add_argument("--idle-step-seconds", type=float, help="s/step on the quiet machine (bench_stylegan2.py)")
     a = ap.parse_args(argv)
     if not (a.run / "generator.pt").is_file():
         ap.error(f"{a.run}: no generator.pt there (train first: {a.command})")
-    card = measure(a.run, a.n)
+    card = measure(a.run, a.n, idle_step_seconds=a.idle_step_seconds)
     card["command"] = a.command
     notes = a.notes.read_text() if a.notes else ""
     a.out.parent.mkdir(parents=True, exist_ok=True)
