@@ -34,7 +34,7 @@ import torch
 
 from grading.demo import HELD_OUT_SEED, shuffled
 from grading.policy import Policy, load_policy
-from grading.reference import TRAINING_SEED, data_preset, load_reference_assets
+from grading.reference import TRAINING_SEED, data_preset, load_reference_assets, through_grading_vocoder
 
 REFERENCE_MIN_POINTS = 28.0   # the reference solution (shipped lecture checkpoint) must reach this
 CEILING = "real loops through the grading vocoder"
@@ -43,31 +43,6 @@ UNTRAINED = "untrained generator (lecture architecture)"
 SPEED_COPIES = ("training loops copied, 3 % faster", "training loops copied, 3 % slower")
 EXPECTED_ZERO_PREFIXES = ("white noise", "silence", "one loop repeated", "training loops copied", UNTRAINED)
 SPEED_MIN_FOUND = 0.5  # speed-changed copies: the known weak spot of the memorisation check (CALIBRATION.md)
-
-
-@torch.no_grad()
-def through_grading_vocoder(audio: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """Real loops ``(n, samples)`` -> their log-mel as a generator image -> the grading vocoder -> ``(n, samples)``.
-
-    Exactly the path of a generated loop in ``course_lib.hw2.generate_loops`` after the generator:
-    image clamped to [-1, 1], back to log-mel, ``loop_vocoder()`` (the default vocoder), cropped to
-    the loop, peak-normalised to 0.9.
-    """
-    from course_lib.audio import peak_normalize
-    from course_lib.hw2 import loop_vocoder
-    from course_lib.models.stylegan2 import MelImageSpec
-    from course_lib.spectral import log_mel
-
-    spec = MelImageSpec(loop_samples=audio.shape[-1])
-    voc = loop_vocoder(None, device="cpu", loop_samples=spec.loop_samples)
-    out = []
-    for start in range(0, audio.shape[0], batch_size):
-        image = spec.to_image(log_mel(audio[start:start + batch_size].float(), spec.mel)).clamp(-1.0, 1.0)
-        y = voc(spec.to_mel(image))
-        if y.ndim == 3:
-            y = y[:, 0]
-        out.append(y[..., : spec.loop_samples].float().cpu())
-    return peak_normalize(torch.cat(out), 0.9).clamp(-1.0, 1.0)
 
 
 def untrained_checkpoint(path: Path, seed: int = 0) -> Path:

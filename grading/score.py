@@ -183,6 +183,16 @@ def _score_checked(folder: validate.FolderCheck, policy: Policy, assets: Referen
             report.memorised.append({"loop": folder.names[m.index], "training_loop": assets.training_names[m.ref_index],
                                      "ncc": round(m.ncc, 4), "distance": round(m.distance, 4),
                                      "shift_frames": m.shift, "disguise": m.disguise})
+        if assets.vocoded_logmels is not None:  # what a generator reproducing a training loop's mel outputs
+            rest = np.flatnonzero(keep)
+            idx = torch.from_numpy(rest)
+            for m in similarity.find_memorised(audio[idx], logmels[idx], assets.vocoded_audio, assets.vocoded_logmels,
+                                               policy.memo_ncc, policy.memo_logmel_rms, policy.memo_max_shift_frames):
+                keep[rest[m.index]] = False
+                report.memorised.append({"loop": folder.names[rest[m.index]],
+                                         "training_loop": assets.training_names[m.ref_index],
+                                         "ncc": round(m.ncc, 4), "distance": round(m.distance, 4),
+                                         "shift_frames": m.shift, "disguise": "through the grading vocoder"})
     usable = folder.audio[keep] if folder.n_usable else folder.audio
     report.usable_names = [n for n, k in zip(folder.names, keep) if k]
     report.n_usable = int(usable.shape[0])

@@ -70,3 +70,20 @@ def test_distinct_loops_are_not_taken_for_copies(training):
     nearest = similarity.nearest_disguised(held_out, training[1], POLICY.memo_max_shift_frames)
     closest = min(m.distance for m in nearest)
     assert closest > 1.3 * POLICY.memo_disguised_logmel_rms  # the margin recorded in thresholds.toml
+
+
+def test_a_generator_reproducing_training_mels_is_caught_through_the_grading_vocoder(training):
+    """Graded loops are vocoded: a memorised loop is a training loop's mel through the grading vocoder."""
+    import dataclasses
+
+    from grading.reference import load_reference_assets, through_grading_vocoder
+    from grading.score import score_audio
+
+    audio, _, names, pick = training
+    copies = through_grading_vocoder(audio[pick]).numpy()
+    assets = load_reference_assets(preset="fast")
+    policy = dataclasses.replace(POLICY, submission=dataclasses.replace(POLICY.submission, n_loops=N_COPIES,
+                                                                        min_usable=4))
+    rep = score_audio(copies, [f"g{i}" for i in range(N_COPIES)], policy, assets)
+    assert len(rep.memorised) == N_COPIES and rep.points == 0
+    assert {m["training_loop"] for m in rep.memorised} == {names[int(i)] for i in pick}
