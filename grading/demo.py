@@ -16,6 +16,7 @@ with them (the preview check), so every student with the course's checkpoint get
 ``hog_memory``      a solution cell that exhausts the memory limit; silence, no checkpoint
 ``Zoë O'Brien``     blank notebook; real loops with a symlink, a corrupted and a non-audio .wav
 ``hider``           every part wrong, each failing test hidden from nbgrader's kernel (4 ways)
+``hider_patch``     modconv, mapping, r1 wrong; a lying tensor and patched torch comparisons hide it
 ``borrower``        modconv, mapping and r1 handed in from the course library; own export
 ``attacker``        (sandboxed runs only) solutions + a cell writing into the checkout, the gradebook
                     and the other students' folders and opening network connections
@@ -171,6 +172,7 @@ def build_demo_class(out_dir: Path, n_loops: int, preset: str, checkpoint: Path 
     from grading import fake_students
 
     students["hider"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.hide_by_kernel)})
+    students["hider_patch"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.hide_by_patching)})
     students["borrower"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.hand_in_the_library)})
     if attacker:
         students["attacker"] = _submission({"hw2.ipynb": _notebook(SOURCE_NB, fake_students.attack_the_grader)})

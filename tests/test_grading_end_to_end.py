@@ -271,6 +271,9 @@ def test_failing_tests_hidden_from_nbgrader_earn_no_code_points(graded_class):
     # ... the trusted decisions count
     assert scores(course_dir)["hider"]["code"] == 0
     assert not any(t["passed"] for t in hider.tests.values()) and "differs from the reference" in hider.message
+    patcher = load_result(course_dir, "hider_patch")
+    assert patcher.nbgrader_scores == {"test_modconv": 12, "test_mapping": 10, "test_r1": 10, "test_export": 8}
+    assert scores(course_dir)["hider_patch"]["code"] == 8  # only its (correct) export_loops
 
 
 def test_handing_in_the_library_scores_zero_for_those_parts(graded_class):
