@@ -15,6 +15,7 @@ from grading import disguises, similarity
 from grading.policy import load_policy
 
 POLICY = load_policy()
+pytestmark = pytest.mark.slow  # child processes / the disguise search: seconds each
 N_COPIES = 12
 
 

@@ -23,6 +23,7 @@ from grading import trusted_generation as tg
 from grading.policy import load_policy
 
 N = 16
+pytestmark = pytest.mark.slow  # child processes / the disguise search: seconds each
 SR = 16000
 
 
