@@ -414,8 +414,24 @@ def trusted_grade(notebook: Path, work: Path, seed: int, sandbox: bool, **kwargs
     return decide(notebook, Path(work) / "inputs", out)
 
 
-def apply_decisions(course_dir: Path, student: str, results: dict[str, PartResult]) -> dict[str, float]:
-    """Write each test cell's points (maximum if its part passed, else 0) as its ``auto_score``."""
+def apply_decisions(course_dir: Path, student: str, results: dict[str, PartResult], tries: int = 5) -> dict[str, float]:
+    """Write each test cell's points (maximum if its part passed, else 0) as its ``auto_score``
+    (retried while another student's nbgrader holds the gradebook's lock)."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(tries):
+        try:
+            return _apply_decisions(course_dir, student, results)
+        except OperationalError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2.0 * (attempt + 1))
+    return {}
+
+
+def _apply_decisions(course_dir: Path, student: str, results: dict[str, PartResult]) -> dict[str, float]:
     from nbgrader.api import Gradebook, MissingEntry
 
     from grading.course import ASSIGNMENT, NOTEBOOK, db_url
