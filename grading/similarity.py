@@ -124,7 +124,7 @@ class Match:
 
 def nearest_matches(query_audio: torch.Tensor, query_mels: torch.Tensor, ref_audio: torch.Tensor,
                     ref_mels: torch.Tensor, max_shift: int, ncc_threshold: float, logmel_threshold: float,
-                    candidates: int = 8, exclude_self: bool = False) -> list[Match]:
+                    candidates: int = 8, exclude_self: bool = False, chunk: int = 16) -> list[Match]:
     """For each query loop, its closest reference loop among the ``candidates`` nearest by fingerprint.
 
     Each candidate is compared by waveform (circular NCC) and by normalised log-mel (shifted RMS
@@ -141,19 +141,32 @@ def nearest_matches(query_audio: torch.Tensor, query_mels: torch.Tensor, ref_aud
         dist = dist.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(), float("inf"))
     k = min(candidates, dist.shape[1])
     qa, ra = torch.as_tensor(query_audio, dtype=torch.float32), torch.as_tensor(ref_audio, dtype=torch.float32)
+    top = torch.topk(dist, k, largest=False)
     matches = []
-    for i in range(len(query_mels)):
-        order = [j for j in torch.topk(dist[i], k, largest=False).indices.tolist() if torch.isfinite(dist[i, j])]
-        if not order:
-            continue
-        nccs, _ = circular_ncc(qa[i], ra[order])
-        # all candidates and shifts at once (the same distance as shifted_rms_distance: both clips have mean 0)
-        d, sh, _ = band_limited_distances(query_mels[i:i + 1], ref_mels[order].unsqueeze(0), (query_mels.shape[1],),
-                                          max_shift)
-        found = [Match(i, c, ncc, float(dc), int(s)) for c, ncc, dc, s in zip(order, nccs.tolist(), d[0], sh[0])]
-        copies = [m for m in found if _is_copy(m, ncc_threshold, logmel_threshold)]
-        matches.append(max(copies or found, key=lambda m: m.ncc))
+    for start in range(0, len(query_mels), chunk):  # queries in chunks: one FFT / distance call per chunk
+        rows = slice(start, start + chunk)
+        idx, valid = top.indices[rows], torch.isfinite(top.values[rows])                 # (c, k)
+        ncc = batched_circular_ncc(qa[rows], ra[idx])                                       # (c, k)
+        d, sh, _ = band_limited_distances(query_mels[rows], ref_mels[idx], (query_mels.shape[1],), max_shift)
+        for r in range(idx.shape[0]):
+            found = [Match(start + r, int(idx[r, j]), float(ncc[r, j]), float(d[r, j]), int(sh[r, j]))
+                     for j in range(k) if valid[r, j]]
+            if not found:
+                continue
+            copies = [m for m in found if _is_copy(m, ncc_threshold, logmel_threshold)]
+            matches.append(max(copies or found, key=lambda m: m.ncc))
     return matches
+
+
+def batched_circular_ncc(queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """:func:`circular_ncc` for queries ``(c, samples)`` and their candidates ``(c, k, samples)`` -> ``|ncc| (c, k)``.
+
+    float32 FFTs (the thresholds are far from float32 rounding); 1.0 = a shifted, rescaled or inverted copy.
+    """
+    n = queries.shape[-1]
+    corr = torch.fft.irfft(torch.fft.rfft(queries).unsqueeze(1) * torch.fft.rfft(candidates).conj(), n=n)
+    norms = queries.norm(dim=-1, keepdim=True) * candidates.norm(dim=-1)
+    return corr.abs().amax(-1) / norms.clamp_min(1e-12)
 
 
 def _is_copy(m: Match, ncc_threshold: float, logmel_threshold: float) -> bool:
