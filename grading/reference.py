@@ -15,6 +15,7 @@ tests use ``fast``.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,7 @@ def through_grading_vocoder(audio: torch.Tensor, batch_size: int = 16) -> torch.
     return peak_normalize(torch.cat(out), 0.9).clamp(-1.0, 1.0)
 
 
+@functools.lru_cache(maxsize=1)
 def grading_vocoder_id() -> str:
     """A hash naming the grading vocoder (``loop_vocoder``'s code and the vocoder files it may load)."""
     import hashlib

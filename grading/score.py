@@ -40,7 +40,7 @@ import torch
 
 from grading import similarity, validate
 from grading.policy import Policy, load_policy
-from grading.reference import ReferenceAssets, load_reference_assets
+from grading.reference import ReferenceAssets, grading_vocoder_id, load_reference_assets
 
 BOOTSTRAP_RESAMPLES = 50
 SEED = 0
@@ -308,7 +308,8 @@ def score_submission(hw2_dir: Path, policy: Policy, assets: ReferenceAssets, stu
     report = score_audio(made.loops, names, policy, assets, student)
     report.problems = notes + report.problems
     report.handed_in = handed
-    report.checkpoint = {**info.summary(), "seed": gen.seed, "generation_seconds": made.seconds}
+    report.checkpoint = {**info.summary(), "seed": gen.seed, "generation_seconds": made.seconds,
+                         "vocoder": grading_vocoder_id()}  # a re-score after a new vocoder ships differs: say so
     report.reproduction = preview_check(hw2_dir / "loops", made.preview, gen.preview_snr_db)
     rep = report.reproduction
     if rep.get("mismatch"):
