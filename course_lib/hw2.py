@@ -239,6 +239,24 @@ def loop_vocoder(vocoder: PathLike | str | None = None, device: torch.device | s
     raise ValueError(f"vocoder: {path} is neither an iSTFT vocoder nor a MelGAN checkpoint (kind={kind!r})")
 
 
+def set_truncation_psi(checkpoint: PathLike, psi: float) -> Path:
+    """Record the truncation ``psi`` the grader should generate with in ``meta["truncation_psi"]`` of a
+    generator checkpoint (rewritten atomically). The grading policy clamps it to its documented range."""
+    import os
+
+    path = Path(checkpoint)
+    if not 0.0 <= float(psi) <= 1.0:
+        raise ValueError(f"truncation psi must be in [0, 1], got {psi}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if blob.get("kind") != "stylegan2_generator":
+        raise ValueError(f"{path}: not a StyleGAN2 generator checkpoint (kind={blob.get('kind')!r})")
+    blob.setdefault("meta", {})["truncation_psi"] = float(psi)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 @torch.no_grad()
 def generate_loops(checkpoint: PathLike, n: int, seed: int = 0, truncation_psi: float = 1.0,
                    vocoder: PathLike | str | None = None, batch_size: int = 16,

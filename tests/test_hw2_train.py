@@ -91,3 +91,24 @@ def test_a_mapping_network_stored_another_way_is_explained(student):
     hw2.use_student_parts(g, student["modulated_conv2d"], Transposed)
     with pytest.raises(ValueError, match=r"expected an \(out, in\) weight"):
         hw2.to_course_generator(g)
+
+
+def test_set_truncation_psi_records_it_for_the_grader(tmp_path):
+    import pytest
+    import torch
+
+    from course_lib.hw2 import set_truncation_psi
+    from course_lib.models.stylegan2 import load_generator
+    from grading.demo import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "g.pt", seed=0)
+    before = load_generator(ckpt)[0].state_dict()
+    set_truncation_psi(ckpt, 0.7)
+    g, _ = load_generator(ckpt)
+    assert g.meta["truncation_psi"] == 0.7
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())  # weights untouched
+    with pytest.raises(ValueError, match="psi"):
+        set_truncation_psi(ckpt, 1.5)
+    torch.save({"kind": "something else"}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a StyleGAN2"):
+        set_truncation_psi(tmp_path / "x.pt", 0.5)
