@@ -82,6 +82,20 @@ def _data_dir() -> str:
     return str(Path(env).expanduser() if env else Path.home() / ".cache" / "course_lib")
 
 
+def _needed_under_tmp() -> list[str]:
+    """The checkout, the Python environment and the data cache when they live under ``/tmp``, which the
+    sandbox replaces by an empty private tmpfs (outermost first, so that nested binds come later)."""
+    tmp = Path("/tmp").resolve()
+    candidates = [GRADING.parent, Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent,
+                  Path(_data_dir())]
+    out: list[str] = []
+    for c in candidates:
+        r = c.resolve()
+        if r != tmp and tmp in r.parents and r.exists() and str(r) not in out:
+            out.append(str(r))
+    return sorted(out, key=lambda p: p.count("/"))
+
+
 def bwrap_args(writable: Iterable[Path] = (), readonly: Iterable[Path] = (), hide: Iterable[Path] = (),
                hide_library: bool = False, chdir: Path | None = None) -> list[str]:
     """The ``bwrap ... --`` prefix of a sandboxed command (see the module docstring)."""
@@ -90,6 +104,8 @@ def bwrap_args(writable: Iterable[Path] = (), readonly: Iterable[Path] = (), hid
         raise SandboxUnavailable(f"bubblewrap (bwrap) is not available: {INSTALL_HINT}")
     args = [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--tmpfs", "/tmp"]
+    for p in _needed_under_tmp():  # a checkout or venv under /tmp (a CI clone) stays visible, read-only
+        args += ["--ro-bind", p, p]
     hidden = [GRADING / "source", *hide] + (library_dirs() if hide_library else [])
     for p in hidden:
         if Path(p).exists():

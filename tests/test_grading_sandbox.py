@@ -91,3 +91,16 @@ def test_without_bubblewrap_autograding_is_refused_unless_no_sandbox(monkeypatch
     with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap.*--no-sandbox"):
         sandbox.require(True)
     assert sandbox.require(False) is False
+
+
+def test_a_checkout_under_tmp_stays_visible_in_the_sandbox(tmp_path, monkeypatch):
+    """The sandbox's private /tmp must not hide a checkout or venv that lives under /tmp (a CI clone)."""
+    from grading import sandbox
+
+    repo = tmp_path / "clone" / "grading"
+    repo.mkdir(parents=True)
+    monkeypatch.setattr(sandbox, "GRADING", repo)
+    needed = sandbox._needed_under_tmp()
+    assert str(repo.parent.resolve()) in needed
+    assert all(p != "/tmp" and p.startswith("/tmp/") for p in needed)
+    assert needed == sorted(needed, key=lambda p: p.count("/"))  # outer folders are bound first
