@@ -105,17 +105,22 @@ def check_clip(name: str, x: np.ndarray, policy: SubmissionPolicy) -> tuple[Loop
 def check_audio(audio: np.ndarray, names: list[str], policy: SubmissionPolicy, where: str = "") -> FolderCheck:
     """Apply the per-clip policy to loops made in memory ``(n, samples)`` (the scorer's own generated loops)."""
     result = FolderCheck(folder=where)
+    _record(result, [(name, *check_clip(name, x, policy)) for name, x in zip(names, np.asarray(audio))], policy)
+    if len(names) < policy.n_loops:
+        result.folder_problem = f"only {len(names)} loops (required {policy.n_loops})"
+    return result
+
+
+def _record(result: FolderCheck, checked: list, policy: SubmissionPolicy) -> None:
+    """Store ``(name, verdict, clip or None)`` triples in ``result``: every verdict, the usable clips' names
+    and the usable clips stacked ``(n_usable, samples)``."""
     usable = []
-    for name, x in zip(names, np.asarray(audio)):
-        verdict, clip = check_clip(name, x, policy)
+    for name, verdict, clip in checked:
         result.checks.append(verdict)
         if clip is not None:
             usable.append(clip)
             result.names.append(name)
-    if len(names) < policy.n_loops:
-        result.folder_problem = f"only {len(names)} loops (required {policy.n_loops})"
     result.audio = np.stack(usable) if usable else np.zeros((0, policy.samples), np.float32)
-    return result
 
 
 def check_folder(folder: Path, policy: SubmissionPolicy) -> FolderCheck:
@@ -137,14 +142,7 @@ def check_folder(folder: Path, policy: SubmissionPolicy) -> FolderCheck:
     if len(wavs) > policy.n_loops:
         result.ignored += [f"{e}\tbeyond the first {policy.n_loops} files" for e in wavs[policy.n_loops:]]
         wavs = wavs[: policy.n_loops]
-    usable = []
-    for name in wavs:
-        verdict, x = check_file(folder / name, policy)
-        result.checks.append(verdict)
-        if x is not None:
-            usable.append(x)
-            result.names.append(name)
+    _record(result, [(name, *check_file(folder / name, policy)) for name in wavs], policy)
     if len(wavs) < policy.n_loops:
         result.folder_problem = f"only {len(wavs)} .wav files (required {policy.n_loops})"
-    result.audio = np.stack(usable) if usable else np.zeros((0, policy.samples), np.float32)
     return result
