@@ -180,9 +180,13 @@ def to_course_generator(generator: nn.Module) -> nn.Module:
 @torch.no_grad()
 def _max_diff(a: nn.Module, b: nn.Module, n: int = 4) -> float:
     """Largest difference of the images two generators make from the same latents (constant noise)."""
+    from course_lib.models.stylegan2 import balanced_labels
+
     device = next(a.parameters()).device
     z = torch.randn(n, a.config.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
-    ya, yb = a.eval()(z, noise_mode="const"), b.to(device).eval()(z, noise_mode="const")
+    labels = balanced_labels(n, a.config.n_classes)
+    cond = {} if labels is None else {"labels": labels.to(device)}
+    ya, yb = a.eval()(z, noise_mode="const", **cond), b.to(device).eval()(z, noise_mode="const", **cond)
     b.cpu()
     return float((ya - yb).abs().max())
 

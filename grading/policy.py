@@ -68,6 +68,7 @@ class CheckpointLimits:
     max_z_dim: int = 512
     max_w_dim: int = 512
     max_mapping_layers: int = 8
+    max_classes: int = 64
     max_n_up: int = 5
     max_image_width: int = 256
     max_parameters: int = 30_000_000

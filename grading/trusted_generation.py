@@ -109,6 +109,7 @@ def _check_config(raw, path: Path, limits: CheckpointLimits, spec) -> dict:
                                    path, 1e-6, 1e3)
     cfg["mbstd_group"] = _int("mbstd_group", raw.get("mbstd_group", StyleGAN2Config.mbstd_group), path, 0, 64)
     cfg["w_avg_beta"] = _float("w_avg_beta", raw.get("w_avg_beta", StyleGAN2Config.w_avg_beta), path, 0.0, 1.0)
+    cfg["n_classes"] = _int("n_classes", raw.get("n_classes", StyleGAN2Config.n_classes), path, 0, limits.max_classes)
     size = raw.get("image_size", StyleGAN2Config.image_size)
     if not isinstance(size, (list, tuple)) or len(size) != 2:
         raise CheckpointRefused(f"{path}: config image_size must be (height, width)")

@@ -155,6 +155,7 @@ def _pickled_object(path: Path) -> None:
     ("channels=100000", "config channels[0] = 100000 is outside the allowed 1..512"),
     ("n_up=12", "config n_up = 12 is outside the allowed 1..5"),
     ("z_dim=10**7", "config z_dim = 10000000 is outside"),
+    ("n_classes=1000", "config n_classes = 1000 is outside the allowed 0..64"),
     ("too many MACs", "GMAC per loop exceeds the limit"),
     ("other mel", "differ from the course's"),
     ("weights of another shape", "expected a float tensor"),
@@ -177,6 +178,8 @@ def test_checkpoints_the_scorer_will_not_run_get_zero_fast(setup, tmp_path, case
         edited_checkpoint(src, path, config={"n_up": 12, "channels": [8] * 13})
     elif case == "z_dim=10**7":
         edited_checkpoint(src, path, config={"z_dim": 10 ** 7})
+    elif case == "n_classes=1000":
+        edited_checkpoint(src, path, config={"n_classes": 1000})
     elif case == "too many MACs":
         edited_checkpoint(src, path, config={"channels": [512] * 5})
     elif case == "other mel":
@@ -198,8 +201,36 @@ def test_checkpoints_the_scorer_will_not_run_get_zero_fast(setup, tmp_path, case
     with pytest.raises(tg.CheckpointRefused) as err:
         tg.inspect_checkpoint(path, limits, policy.generation, policy.submission)
     assert expected in str(err.value) and str(err.value).startswith("checkpoint.pt")
-    if case in ("channels=100000", "n_up=12", "z_dim=10**7", "too many MACs", "oversized file", "zip bomb"):
+    if case in ("channels=100000", "n_up=12", "z_dim=10**7", "n_classes=1000", "too many MACs", "oversized file", "zip bomb"):
         assert time.perf_counter() - start < 2.0  # refused from the config alone: nothing built or allocated
+
+
+def test_a_class_conditional_generator_is_graded_with_every_class_in_turn(setup, tmp_path):
+    """n_classes > 0 is the course's StyleGAN2 too: the scorer builds it and plays classes 0, 1, ..., K-1, 0, ..."""
+    from course_lib.hw2 import generate_loops, loop_latents
+    from course_lib.models import stylegan2 as sg
+
+    torch.manual_seed(1)
+    spec = sg.MelImageSpec()
+    g = sg.Generator(sg.StyleGAN2Config(image_size=spec.size, channels=(16, 16, 16, 8, 8), z_dim=32, w_dim=32,
+                                        mapping_layers=2, n_classes=3))
+    with torch.no_grad():
+        g.class_w.mul_(20.0)  # classes far apart, so that they are told apart in the audio
+    path = sg.save_generator(g, spec, tmp_path / "checkpoint.pt")
+    info = tg.inspect_checkpoint(path, setup["policy"].checkpoint, setup["policy"].generation,
+                                 setup["policy"].submission)
+    assert info.config["n_classes"] == 3
+    loops = generate_loops(path, 4, seed=5, vocoder="griffin_lim")
+    z = loop_latents(4, 32, seed=5)
+    with torch.no_grad():
+        mels = spec.to_mel(g.eval()(z, noise_mode="const", labels=torch.tensor([0, 1, 2, 0])).clamp(-1, 1))
+    wrong = spec.to_mel(g(z, noise_mode="const", labels=torch.tensor([1, 1, 1, 1])).clamp(-1, 1)).detach()
+    from course_lib.spectral import log_mel
+
+    got = log_mel(loops, spec.mel)[..., : spec.frames]
+    err_right = float((got - mels[..., : spec.frames]).abs().mean())
+    err_wrong = float((got - wrong[..., : spec.frames]).abs().mean())
+    assert err_right < err_wrong  # the loops are those of classes 0, 1, 2, 0
 
 
 def test_refused_checkpoint_scores_zero_with_its_reason_for_the_student_and_the_ta(setup, tmp_path):

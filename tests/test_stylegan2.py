@@ -203,3 +203,71 @@ def test_loop_augmentations_shift_by_whole_16ths_and_cut_out_to_silence():
     assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable: G learns through it
     with pytest.raises(ValueError, match="unknown augmentation"):
         sg.augment_loop_images(x, ("flip",), frames, g)
+
+
+# ----------------------------------------------------------------------------- class-conditional loops
+
+def test_conditional_generator_plays_the_class_it_is_given_and_truncation_keeps_it():
+    torch.manual_seed(0)
+    g = sg.Generator(tiny_config(n_classes=3)).eval().requires_grad_(False)
+    z = torch.randn(4, 16)
+    a = g(z, noise_mode="const", labels=torch.tensor([0, 0, 0, 0]))
+    b = g(z, noise_mode="const", labels=torch.tensor([2, 2, 2, 2]))
+    assert float((a - b).abs().mean()) > 1e-3  # same latents, another class: another image
+    # psi = 0: every latent gives its class's mean image, and the classes stay apart
+    g.mapping_net.w_avg.normal_()
+    same = g(z, truncation_psi=0.0, noise_mode="const", labels=torch.tensor([1, 1, 1, 1]))
+    torch.testing.assert_close(same, same[:1].expand_as(same))
+    other = g(z[:1], truncation_psi=0.0, noise_mode="const", labels=torch.tensor([0]))
+    assert float((other - same[:1]).abs().mean()) > 1e-3
+    # the running mean of w excludes the class offset
+    ws = g.mapping(z, labels=torch.tensor([0, 1, 2, 0]))
+    torch.testing.assert_close(g.unconditioned_w(ws, torch.tensor([0, 1, 2, 0])), g.mapping_net(z))
+
+
+def test_conditional_labels_are_checked_with_clear_errors():
+    g = sg.Generator(tiny_config(n_classes=3))
+    z = torch.randn(2, 16)
+    with pytest.raises(ValueError, match="class-conditional .3 classes.: pass labels"):
+        g(z)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        g(z, labels=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match=r"integers of shape \(2,\)"):
+        g(z, labels=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="unconditional"):
+        sg.Generator(tiny_config())(z, labels=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="n_classes must be >= 0"):
+        tiny_config(n_classes=-1)
+
+
+def test_projection_discriminator_adds_the_class_embedding_term():
+    torch.manual_seed(0)
+    d = sg.Discriminator(tiny_config(n_classes=4))
+    x = torch.randn(2, 1, 16, 128)
+    with torch.no_grad():
+        l0, l1 = d(x, labels=torch.tensor([0, 0])), d(x, labels=torch.tensor([1, 1]))
+        d.class_embed.zero_()
+        base = d(x, labels=torch.tensor([1, 1]))
+        d.class_embed[1] = 1.0  # projection term = sum(h) / sqrt(dim)
+        h = d.fc(torch.nn.functional.leaky_relu(d.conv(sg.minibatch_stddev(d.blocks(
+            torch.nn.functional.leaky_relu(d.from_mel(x), 0.2) * math.sqrt(2.0)), 2)), 0.2).flatten(1) * math.sqrt(2.0))
+        expected = base + h.sum(1) / math.sqrt(h.shape[1])
+        torch.testing.assert_close(d(x, labels=torch.tensor([1, 1])), expected, rtol=1e-4, atol=1e-4)
+    assert float((l0 - l1).abs().max()) > 1e-4
+
+
+def test_generate_mels_plays_every_class_in_turn_and_save_load_keeps_the_classes(tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_config(n_classes=3)
+    g = sg.Generator(cfg).eval()
+    spec = sg.MelImageSpec(mel=TINY_MEL, loop_samples=125 * TINY_MEL.hop, width=128)
+    z = torch.randn(5, 16)
+    mels = sg.generate_mels(g, spec, 5, z=z, noise_mode="const")
+    labels = sg.balanced_labels(5, 3)
+    assert labels.tolist() == [0, 1, 2, 0, 1]
+    expected = spec.to_mel(g(z, noise_mode="const", labels=labels).clamp(-1, 1))
+    torch.testing.assert_close(mels, expected)
+    path = sg.save_generator(g, spec, tmp_path / "g.pt", meta={"class_names": ["a", "b", "c"]})
+    g2, _ = sg.load_generator(path)
+    assert g2.n_classes == 3 and g2.meta["class_names"] == ["a", "b", "c"]
+    torch.testing.assert_close(sg.generate_mels(g2, spec, 5, z=z, noise_mode="const"), mels)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_lib.spectral import MelConfig
-from course_lib.train import ddp
+from course_lib.train import ddp, gan
 from course_lib.train.gan import GANConfig, get_config, train_gan, train_worker
 
 TINY = dict(mel=MelConfig(n_mels=16).to_dict(), progress=False, log_every=1,
@@ -130,3 +130,20 @@ def test_augmentation_ema_rampup_and_exported_curve_points(tmp_path):
     assert g2.meta["steps"] == 2 and g4.meta["steps"] == 4
     hist = [{"seconds": 1.0}, {"seconds": 2.0}, {"seconds": 0.5}, {"seconds": 1.5}]
     assert _training_seconds(hist) == pytest.approx(3.5)  # two sessions: 2.0 + 1.5
+
+
+def test_conditional_training_draws_fake_classes_from_the_training_labels(tmp_path):
+    torch.manual_seed(0)
+    data = torch.randn(8, 32_000) * 0.1
+    labels = torch.tensor([2] * 8)  # one class present: every fake must be of that class
+    cfg = gan.get_config("stylegan2", "fast", steps=2, progress=False, arch=dict(n_classes=3))
+    task = gan.build_task(cfg, torch.device("cpu"))
+    task.set_labels(labels)
+    rnd = gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4)
+    assert task._latents(rnd, task.G)["labels"].tolist() == [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="needs the training labels"):
+        gan.build_task(cfg, torch.device("cpu")).set_labels(None)
+    with pytest.raises(ValueError, match=r"labels must be \(8,\)"):
+        gan.train_gan(cfg, data=data, labels=torch.tensor([0, 1]))
+    res = gan.train_gan(cfg, data=data, labels=labels)
+    assert res.steps_done == 2 and all(math.isfinite(v) for v in res.history[-1].values())

@@ -50,7 +50,7 @@ __all__ = [
     "minibatch_stddev", "Discriminator", "truncate", "mix_styles", "d_logistic_loss", "g_nonsaturating_loss",
     "g_saturating_loss", "r1_penalty", "path_length_penalty", "ema_update", "ema_beta", "sample_diversity",
     "make_ema", "generate_mels", "generate_audio", "export_loops", "save_generator", "load_generator",
-    "AUGMENTATIONS", "augment_loop_images",
+    "AUGMENTATIONS", "augment_loop_images", "check_labels", "balanced_labels",
 ]
 
 
@@ -129,6 +129,9 @@ class StyleGAN2Config:
         z_dim, w_dim: latent sizes. mapping_layers: MLP depth. mapping_lr_mul: its learning-rate multiplier.
         mbstd_group: minibatch-stddev group size (0 = off).
         w_avg_beta: running-mean decay of w (for truncation).
+        n_classes: 0 for an unconditional model; K > 0 for a class-conditional one (loop styles): the
+            generator adds a learned per-class offset to w, the discriminator adds a projection term
+            (Miyato & Koyama, 2018), and every call takes integer ``labels`` ``(batch,)`` in ``[0, K)``.
     """
 
     image_size: tuple[int, int] = (80, 128)
@@ -140,8 +143,11 @@ class StyleGAN2Config:
     mapping_lr_mul: float = 0.01
     mbstd_group: int = 4
     w_avg_beta: float = 0.995
+    n_classes: int = 0
 
     def __post_init__(self) -> None:
+        if self.n_classes < 0:
+            raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {self.n_classes}")
         self.image_size = tuple(int(s) for s in self.image_size)
         self.channels = tuple(int(c) for c in self.channels)
         f = 2 ** self.n_up
@@ -231,6 +237,30 @@ class MappingNetwork(nn.Module):
     def update_w_avg(self, w: torch.Tensor, beta: float = 0.995) -> None:
         """``w_avg <- beta * w_avg + (1 - beta) * mean(w)`` for a batch ``w`` ``(batch, w_dim)``."""
         self.w_avg.copy_(torch.lerp(w.detach().mean(0).to(self.w_avg.dtype), self.w_avg, beta))
+
+
+def check_labels(labels: torch.Tensor | None, n_classes: int, batch: int) -> torch.Tensor | None:
+    """Validate class labels for a model with ``n_classes`` (0 = unconditional: labels must be None).
+
+    Returns ``labels`` as a long tensor ``(batch,)`` in ``[0, n_classes)``, or None for an unconditional model.
+    """
+    if n_classes == 0:
+        if labels is not None:
+            raise ValueError("this model is unconditional (n_classes=0); do not pass labels")
+        return None
+    if labels is None:
+        raise ValueError(f"this model is class-conditional ({n_classes} classes): pass labels (batch,) in [0, {n_classes})")
+    labels = torch.as_tensor(labels)
+    if labels.shape != (batch,) or labels.is_floating_point():
+        raise ValueError(f"labels must be integers of shape ({batch},), got {labels.dtype} {tuple(labels.shape)}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(f"labels must be in [0, {n_classes}), got min {int(labels.min())}, max {int(labels.max())}")
+    return labels.long()
+
+
+def balanced_labels(n: int, n_classes: int) -> torch.Tensor | None:
+    """``(n,)`` labels ``0, 1, ..., K-1, 0, 1, ...`` (every class equally often), or None when ``n_classes`` is 0."""
+    return torch.arange(n) % n_classes if n_classes > 0 else None
 
 
 def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float = 1.0, cutoff: int | None = None) -> torch.Tensor:
@@ -403,6 +433,8 @@ class Generator(nn.Module):
         c, w_dim = config.channels, config.w_dim
         h0, w0 = config.base_size
         self.mapping_net = MappingNetwork(config.z_dim, w_dim, config.mapping_layers, config.mapping_lr_mul)
+        if config.n_classes > 0:  # one learned w offset per class, added after the mapping network
+            self.class_w = nn.Parameter(torch.randn(config.n_classes, w_dim))
         self.input = ConstantInput(c[0], (h0, w0))
         self.conv0 = StyledConv(c[0], c[0], w_dim, (h0, w0))
         self.to_mel0 = ToMel(c[0], w_dim)
@@ -440,13 +472,32 @@ class Generator(nn.Module):
                             device=generator.device if generator is not None else dev).to(dev)
                 for h, w in self.noise_sizes()]
 
-    def mapping(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
-        """z ``(batch, z_dim)`` -> ws ``(batch, num_ws, w_dim)`` (the same w on every layer, truncated)."""
+    @property
+    def n_classes(self) -> int:
+        return self.config.n_classes
+
+    def mapping(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z ``(batch, z_dim)`` (and ``labels`` ``(batch,)`` for a conditional model) -> ws ``(batch, num_ws, w_dim)``.
+
+        The same w on every layer, truncated towards ``w_avg`` (the running mean of the mapping network's
+        output); a conditional model then adds its class's offset, so truncation keeps the class.
+        """
+        labels = check_labels(labels, self.config.n_classes, z.shape[0])
         w = self.mapping_net(z)
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1)
         if truncation_psi != 1.0:
             ws = truncate(ws, self.mapping_net.w_avg, truncation_psi, truncation_cutoff)
+        if labels is not None:
+            ws = ws + self.class_w[labels.to(self.class_w.device)].unsqueeze(1)
         return ws
+
+    def unconditioned_w(self, ws: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The mapping network's own output ``(batch, w_dim)`` from ws ``(batch, num_ws, w_dim)`` (class offset
+        removed): what :meth:`MappingNetwork.update_w_avg` should average."""
+        w = ws[:, 0]
+        labels = check_labels(labels, self.config.n_classes, w.shape[0])
+        return w if labels is None else w - self.class_w[labels.to(w.device)].detach()
 
     def synthesis(self, ws: torch.Tensor, noise: Sequence[torch.Tensor] | None = None, noise_mode: str = "random",
                   generator: torch.Generator | None = None) -> torch.Tensor:
@@ -471,15 +522,17 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 noise: Sequence[torch.Tensor] | None = None, noise_mode: str = "random",
                 generator: torch.Generator | None = None, mix_z: torch.Tensor | None = None,
-                mix_cutoff: int | None = None, return_ws: bool = False):
+                mix_cutoff: int | None = None, return_ws: bool = False, labels: torch.Tensor | None = None):
         """z ``(batch, z_dim)`` -> image ``(batch, 1, height, width)`` (and ws if ``return_ws``).
 
         Style mixing: with ``mix_z`` ``(batch, z_dim)`` and ``mix_cutoff`` = k, layers with style
-        index >= k read the styles of ``mix_z`` (:func:`mix_styles`).
+        index >= k read the styles of ``mix_z`` (:func:`mix_styles`; a conditional model mixes within
+        the class ``labels``).
         """
-        ws = self.mapping(z, truncation_psi, truncation_cutoff)
+        ws = self.mapping(z, truncation_psi, truncation_cutoff, labels)
         if mix_z is not None and mix_cutoff is not None and mix_cutoff < self.num_ws:
-            ws = mix_styles(ws, self.mapping(mix_z, truncation_psi, truncation_cutoff), mix_cutoff, self.num_ws)
+            ws = mix_styles(ws, self.mapping(mix_z, truncation_psi, truncation_cutoff, labels), mix_cutoff,
+                            self.num_ws)
         img = self.synthesis(ws, noise, noise_mode, generator)
         return (img, ws) if return_ws else img
 
@@ -517,7 +570,11 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
 
 
 class Discriminator(nn.Module):
-    """StyleGAN2 residual discriminator: image ``(batch, 1, height, width)`` -> logit ``(batch,)``."""
+    """StyleGAN2 residual discriminator: image ``(batch, 1, height, width)`` -> logit ``(batch,)``.
+
+    A conditional one (``n_classes`` > 0) adds the projection ``<embed(label), h> / sqrt(dim)`` of its last
+    hidden features ``h`` to the logit, so it judges "a real loop of this class".
+    """
 
     def __init__(self, config: StyleGAN2Config = StyleGAN2Config()) -> None:
         super().__init__()
@@ -530,8 +587,10 @@ class Discriminator(nn.Module):
         h0, w0 = config.base_size
         self.fc = EqualLinear(c[0] * h0 * w0, c[0], activation="lrelu")
         self.out = EqualLinear(c[0], 1)
+        if config.n_classes > 0:
+            self.class_embed = nn.Parameter(torch.randn(config.n_classes, c[0]))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if image.ndim != 4 or tuple(image.shape[1:]) != (1, *self.config.image_size):
             raise ValueError(f"image must be (batch, 1, {self.config.image_size[0]}, {self.config.image_size[1]}), "
                              f"got {tuple(image.shape)}")
@@ -540,7 +599,13 @@ class Discriminator(nn.Module):
         if self.config.mbstd_group > 0:
             x = minibatch_stddev(x, self.config.mbstd_group)
         x = F.leaky_relu(self.conv(x), 0.2) * math.sqrt(2.0)
-        return self.out(self.fc(x.flatten(1))).squeeze(1)
+        h = self.fc(x.flatten(1))
+        logit = self.out(h).squeeze(1)
+        labels = check_labels(labels, self.config.n_classes, image.shape[0])
+        if labels is not None:
+            e = self.class_embed[labels.to(h.device)]
+            logit = logit + (h * e).sum(1) / math.sqrt(h.shape[1])
+        return logit
 
 
 # --------------------------------------------------------------------------- differentiable augmentation
@@ -697,20 +762,25 @@ def make_ema(generator: nn.Module) -> nn.Module:
 @torch.no_grad()
 def generate_mels(generator: Generator, spec: MelImageSpec, n: int, seed: int = 0, truncation_psi: float = 1.0,
                   batch_size: int = 32, noise_mode: str = "random", z: torch.Tensor | None = None,
-                  device: Device = None) -> torch.Tensor:
+                  device: Device = None, labels: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` generated loop log-mels ``(n, n_mels, frames)`` (latents drawn from ``seed``, or ``z`` ``(n, z_dim)``).
 
-    Images are clamped to [-1, 1] (the range of real loop images) before conversion to log-mel.
+    A class-conditional generator plays ``labels`` ``(n,)`` (default :func:`balanced_labels`: every class
+    equally often, in turn). Images are clamped to [-1, 1] (the range of real loop images) before
+    conversion to log-mel.
     """
     dev = torch.device(device) if device is not None else next(generator.parameters()).device
     g = torch.Generator().manual_seed(seed)
     if z is None:
         z = torch.randn(n, generator.z_dim, generator=g)
+    k = getattr(generator.config, "n_classes", 0)
+    labels = check_labels(labels if labels is not None else balanced_labels(n, k), k, n)
     out = []
     for i in range(0, n, batch_size):
         zi = z[i:i + batch_size].to(dev)
         noise = generator.make_noise(zi.shape[0], generator=g, device=dev) if noise_mode == "random" else None
-        img = generator(zi, truncation_psi=truncation_psi, noise=noise, noise_mode=noise_mode)
+        extra = {} if labels is None else {"labels": labels[i:i + batch_size].to(dev)}
+        img = generator(zi, truncation_psi=truncation_psi, noise=noise, noise_mode=noise_mode, **extra)
         out.append(spec.to_mel(img.clamp(-1.0, 1.0)))  # the range of real images; keeps vocoders finite
     return torch.cat(out)
 

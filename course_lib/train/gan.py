@@ -237,6 +237,26 @@ class StyleGAN2Task:
         self.opt_d = _lazy_adam(self.D.parameters(), cfg.lr_d, cfg.betas, cfg.r1_interval if cfg.r1_gamma > 0 else 0)
         self.pl_mean = torch.zeros((), device=device)
         self.sg = sg
+        self.class_labels: torch.Tensor | None = None  # the training set's labels (conditional models)
+        self.class_names: list[str] | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return self.arch.n_classes > 0
+
+    def set_labels(self, labels: torch.Tensor | None) -> None:
+        """Give a conditional task the training labels ``(N,)``: fakes are drawn with the data's class frequencies."""
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError("labels given for an unconditional StyleGAN2 (arch n_classes=0)")
+            return
+        if labels is None:
+            raise ValueError(f"a conditional StyleGAN2 (n_classes={self.arch.n_classes}) needs the training labels")
+        self.class_labels = self.sg.check_labels(labels, self.arch.n_classes, labels.shape[0]).to(self.device)
+
+    def _split(self, reals) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A batch is images, or ``(images, labels)`` for a conditional model."""
+        return (reals[0], reals[1]) if isinstance(reals, (tuple, list)) else (reals, None)
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         """Loops ``(N, loop_samples)`` -> images ``(N, 1, n_mels, width)``."""
@@ -251,7 +271,10 @@ class StyleGAN2Task:
         noise = [rnd.randn(1, h, w) for h, w in g.noise_sizes()]
         mix = rnd.uniform() < self.cfg.mixing_prob
         cutoff = rnd.integer(1, g.num_ws) if mix else g.num_ws
-        return dict(z=z, noise=noise, mix_z=z2, mix_cutoff=cutoff)
+        out = dict(z=z, noise=noise, mix_z=z2, mix_cutoff=cutoff)
+        if self.conditional:
+            out["labels"] = self.class_labels[rnd.randint(self.class_labels.shape[0]).to(self.device)]
+        return out
 
     def _augment(self, images: torch.Tensor, rnd: BatchRandom) -> torch.Tensor:
         """The DiffAugment policy ``cfg.augment`` (identity when empty), random draws from ``rnd``."""
@@ -262,12 +285,16 @@ class StyleGAN2Task:
 
     def d_step(self, G: nn.Module, D: nn.Module, reals: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
         """Discriminator loss (+ lazy R1 every ``r1_interval`` steps) and its backward; returns logs."""
+        reals, real_labels = self._split(reals)
+        lat = self._latents(rnd, G)
         with torch.no_grad():
-            fakes = self._augment(ddp.unwrap(G)(**self._latents(rnd, G)), rnd)
+            fakes = self._augment(ddp.unwrap(G)(**lat), rnd)
         do_r1 = self.cfg.r1_gamma > 0 and step % self.cfg.r1_interval == 0
         real_in = self._augment(reals.detach(), rnd).detach().requires_grad_(do_r1)
-        real_logits = D(real_in)
-        fake_logits = D(fakes)
+        cond_real = {} if real_labels is None else {"labels": real_labels}
+        cond_fake = {k: v for k, v in lat.items() if k == "labels"}
+        real_logits = D(real_in, **cond_real)
+        fake_logits = D(fakes, **cond_fake)
         loss = self.sg.d_logistic_loss(real_logits, fake_logits)
         logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
         if do_r1:
@@ -284,7 +311,8 @@ class StyleGAN2Task:
         try:
             lat = self._latents(rnd, G)
             fakes, ws = G(**lat, return_ws=True)
-            logits = Dm(self._augment(fakes, rnd))
+            cond = {k: v for k, v in lat.items() if k == "labels"}
+            logits = Dm(self._augment(fakes, rnd), **cond)
             loss_fn = self.sg.g_nonsaturating_loss if self.cfg.g_loss == "nonsaturating" else self.sg.g_saturating_loss
             loss = loss_fn(logits)
             logs = {"g_loss": loss.detach()}
@@ -294,7 +322,8 @@ class StyleGAN2Task:
                 loss = loss + self.cfg.pl_weight * self.cfg.pl_interval * pen
                 logs["pl"] = pen.detach()
             loss.backward()
-            ddp.unwrap(G).mapping_net.update_w_avg(ws[:, 0], ddp.unwrap(G).config.w_avg_beta)
+            g = ddp.unwrap(G)
+            g.mapping_net.update_w_avg(g.unconditioned_w(ws.detach(), lat.get("labels")), g.config.w_avg_beta)
         finally:
             Dm.requires_grad_(True)
         return logs
@@ -307,6 +336,8 @@ class StyleGAN2Task:
 
     def export(self, path: Path, meta: dict) -> Path:
         g = self.G_ema if self.G_ema is not None else self.G
+        if self.conditional and self.class_names:
+            meta = {**meta, "class_names": list(self.class_names)}
         return self.sg.save_generator(g, self.spec, path, meta)
 
     @torch.no_grad()
@@ -321,7 +352,7 @@ class StyleGAN2Task:
         from course_lib.models.melgan import griffin_lim_vocoder
 
         g = (self.G_ema if self.G_ema is not None else self.G).eval()
-        mels = self.sg.generate_mels(g, self.spec, 8, seed=1234, noise_mode="const").cpu()
+        mels = self.sg.generate_mels(g, self.spec, 8, seed=1234, noise_mode="const").cpu()  # classes 0..7 if conditional
         fig, axes = plt.subplots(2, 4, figsize=(12, 4))
         for ax, m in zip(axes.flat, mels):
             ax.imshow(m.numpy(), origin="lower", aspect="auto", vmin=self.spec.lo, vmax=self.spec.hi)
@@ -454,11 +485,16 @@ class TrainResult:
 
 def load_training_data(cfg: GANConfig) -> torch.Tensor:
     """The training split of the synthetic loop set of ``cfg.data_preset`` as audio ``(N, loop_samples)``."""
+    return load_training_set(cfg)[0]
+
+
+def load_training_set(cfg: GANConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The training split of the synthetic loop set: audio ``(N, loop_samples)``, labels ``(N,)``, class names."""
     from course_lib.data.datasets import LoopDataset
 
     ds = LoopDataset(split="train", preset=cfg.data_preset, seed=cfg.data_seed, sr=cfg.mel_config.sr,
                      precompute_mel=False)
-    return ds.audio[:, : cfg.loop_samples].float()
+    return ds.audio[:, : cfg.loop_samples].float(), ds.labels.long(), list(ds.class_names)
 
 
 def _checkpoint_path(out_dir: Path) -> Path:
@@ -511,7 +547,8 @@ def _training_seconds(history: list[dict]) -> float:
     return total + last
 
 
-def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistInfo | None = None) -> TrainResult:
+def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistInfo | None = None,
+              labels: torch.Tensor | None = None) -> TrainResult:
     """Train a StyleGAN2 or MelGAN with ``cfg``; data-parallel when launched by ``torchrun``.
 
     Args:
@@ -520,6 +557,8 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
             loop set's training split for ``cfg.data_preset``).
         info: distributed setup (default: :func:`course_lib.train.ddp.init_distributed`, which reads
             torchrun's environment and is a no-op for a single process).
+        labels: class labels ``(N,)`` of ``data`` for a class-conditional StyleGAN2 (``arch["n_classes"]`` > 0;
+            default with ``data=None``: the synthetic set's labels).
     Returns:
         :class:`TrainResult`. With ``cfg.out_dir`` set, rank 0 also writes ``checkpoint.pt`` (resumed
         from when present and ``cfg.resume``), ``history.json``, ``generator.pt`` (the exported
@@ -534,13 +573,21 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
     if cfg.threads is not None or info.distributed:
         set_threads(cfg.threads or max(1, (os.cpu_count() or 1) // info.world_size))
     dev = info.device
+    class_names = None
     if data is None:
-        data = load_training_data(cfg)
+        data, data_labels, class_names = load_training_set(cfg)
+        labels = data_labels if int(cfg.arch.get("n_classes", 0)) > 0 else None
     if data.ndim != 2 or data.shape[-1] < cfg.loop_samples:
         raise ValueError(f"data must be loops (N, >= {cfg.loop_samples}) samples, got {tuple(data.shape)}")
+    if labels is not None and tuple(labels.shape) != (data.shape[0],):
+        raise ValueError(f"labels must be ({data.shape[0]},) (one per loop), got {tuple(labels.shape)}")
     data = data[:, : cfg.loop_samples]
     task = build_task(cfg, dev)
+    if cfg.model == "stylegan2":
+        task.set_labels(labels)
+        task.class_names = class_names
     dataset = task.prepare(data).to(dev)
+    label_set = task.class_labels if cfg.model == "stylegan2" else None
     n = dataset.shape[0]
     sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=False)
@@ -571,7 +618,8 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
         if e != epoch:
             sampler.set_epoch(e)
             order, epoch = torch.tensor(list(sampler), device=dev), e
-        batch = dataset[order[j * cfg.batch_size:(j + 1) * cfg.batch_size]]
+        idx = order[j * cfg.batch_size:(j + 1) * cfg.batch_size]
+        batch = dataset[idx] if label_set is None else (dataset[idx], label_set[idx])
 
         task.opt_d.zero_grad(set_to_none=True)
         logs = task.d_step(G, D, batch, step, BatchRandom(cfg.seed, step, "d", info, cfg.batch_size))
