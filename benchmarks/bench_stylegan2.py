@@ -34,13 +34,17 @@ from course_lib.train import ddp  # noqa: E402
 
 
 def steps_per_second(model: str, preset: str, device: torch.device, steps: int, data: torch.Tensor,
-                     **over) -> float:
-    """Training steps per second (after 2 warm-up steps) of a preset on ``device``."""
+                     labels: torch.Tensor, **over) -> float:
+    """Training steps per second (after 2 warm-up steps) of a preset on ``device`` (``labels`` ``(N,)``
+    are used by a class-conditional preset)."""
     cfg = get_config(model, preset, steps=steps + 2, progress=False, device=str(device), log_every=10**9,
                      adv_start=0, **over)
     task = build_task(cfg, device)
     info = ddp.DistInfo(device=device)
     batch_data = task.prepare(data[: cfg.batch_size]).to(device)
+    if model == "stylegan2" and task.conditional:
+        task.set_labels(labels)
+        batch_data = (batch_data, task.class_labels[: cfg.batch_size])
     t0 = None
     for step in range(steps + 2):
         if step == 2:
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     timing_steps = 2 if args.quick else 10
     from course_lib.data.datasets import LoopDataset
 
-    train = LoopDataset(split="train", preset=data_preset, precompute_mel=False).audio
+    train_set = LoopDataset(split="train", preset=data_preset, precompute_mel=False)
+    train, train_labels = train_set.audio, train_set.labels
     results: dict = {"preset": preset, "data_preset": data_preset, "threads": torch.get_num_threads(),
                      "device": "cpu", "speed": {}, "generation": {}, "quality": {}}
 
@@ -91,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<10}{'preset':<9}{'device':<7}{'steps/s':>9}{'x fast':>8}")
     for model in ("stylegan2", "melgan"):
         for dev in devices:
-            base = steps_per_second(model, "fast", dev, timing_steps, train)
-            rate = steps_per_second(model, preset, dev, timing_steps, train) if preset != "fast" else base
+            base = steps_per_second(model, "fast", dev, timing_steps, train, train_labels)
+            rate = steps_per_second(model, preset, dev, timing_steps, train, train_labels) if preset != "fast" else base
             results["speed"][f"{model}/{dev.type}"] = {"preset": preset, "steps_per_s": rate, "fast_steps_per_s": base,
                                                        "ratio_to_fast": rate / base}
             print(f"{model:<10}{preset:<9}{dev.type:<7}{rate:>9.2f}{rate / base:>8.3f}")
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     for mark in marks:
         run = train_gan(get_config("stylegan2", preset, steps=10**7, max_seconds=max(1.0, mark * 60 - elapsed),
                                    progress=False, out_dir=str(run_dir), data_preset=data_preset,
-                                   snapshot_every=0, export_steps=()), data=train)
+                                   snapshot_every=0, export_steps=()), data=train, labels=train_labels)
         elapsed, steps = elapsed + run.seconds, run.steps_done
         row = {"minutes": round(elapsed / 60, 2), "steps": steps,
                **score(generate_loops(run_dir / "generator.pt", n_eval, seed=policy_seed), reference, clf)}

@@ -61,6 +61,8 @@ def train_generator(checkpoint: PathLike, preset: str = "lecture", seed: int = 0
     course_g = to_course_generator(student_g)
     meta = {"preset": preset, "seed": seed, "steps": result.steps_done, "seconds": round(result.seconds, 1),
             "course_architecture_max_diff": _max_diff(student_g, course_g)}
+    if result.class_names:
+        meta["class_names"] = list(result.class_names)
     if meta["course_architecture_max_diff"] > 1e-3:
         warnings.warn(f"your generator and the course's architecture with your weights differ by up to "
                       f"{meta['course_architecture_max_diff']:.3g}: the grader's loops come from the course's "

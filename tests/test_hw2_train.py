@@ -76,6 +76,17 @@ def test_the_students_generator_equals_the_course_architecture_with_its_weights(
     assert hw2._max_diff(g, hw2.to_course_generator(g)) < 1e-4
 
 
+def test_a_class_conditional_preset_trains_with_the_students_parts(student, tmp_path):
+    """n_classes > 0 (the lecture preset's loop styles): the class offset lives outside the student's mapping
+    network, so the same parts train it and the course architecture reproduces it."""
+    path = hw2.train_generator(tmp_path / "checkpoint.pt", preset="fast", seed=0, progress=False, steps=2,
+                               arch={"n_classes": 11}, modulated_conv2d=student["modulated_conv2d"],
+                               mapping_network=student["MappingNetwork"], r1_penalty=student["r1_penalty"])
+    generator, _ = sg.load_generator(path)
+    assert generator.n_classes == 11 and generator.meta["course_architecture_max_diff"] < 1e-4
+    assert generator.meta["class_names"][:3] == ["house", "techno", "hiphop"]
+
+
 def test_a_mapping_network_stored_another_way_is_explained(student):
     from course_lib.train.gan import PRESETS
 

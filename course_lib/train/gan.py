@@ -245,10 +245,9 @@ class StyleGAN2Task:
         return self.arch.n_classes > 0
 
     def set_labels(self, labels: torch.Tensor | None) -> None:
-        """Give a conditional task the training labels ``(N,)``: fakes are drawn with the data's class frequencies."""
+        """Give a conditional task the training labels ``(N,)``: fakes are drawn with the data's class frequencies
+        (an unconditional task ignores them)."""
         if not self.conditional:
-            if labels is not None:
-                raise ValueError("labels given for an unconditional StyleGAN2 (arch n_classes=0)")
             return
         if labels is None:
             raise ValueError(f"a conditional StyleGAN2 (n_classes={self.arch.n_classes}) needs the training labels")
@@ -476,6 +475,7 @@ class TrainResult:
     seconds: float
     out_dir: Path | None
     spec: Any = None
+    class_names: list[str] | None = None  # a class-conditional StyleGAN2's label names (label i = class_names[i])
 
     @property
     def best_generator(self) -> nn.Module:
@@ -558,7 +558,7 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
         info: distributed setup (default: :func:`course_lib.train.ddp.init_distributed`, which reads
             torchrun's environment and is a no-op for a single process).
         labels: class labels ``(N,)`` of ``data`` for a class-conditional StyleGAN2 (``arch["n_classes"]`` > 0;
-            default with ``data=None``: the synthetic set's labels).
+            default with ``data=None``: the synthetic set's labels); other models ignore them.
     Returns:
         :class:`TrainResult`. With ``cfg.out_dir`` set, rank 0 also writes ``checkpoint.pt`` (resumed
         from when present and ``cfg.resume``), ``history.json``, ``generator.pt`` (the exported
@@ -674,7 +674,9 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
     ddp.barrier(info)
     return TrainResult(generator=task.G, discriminator=task.D, ema=task.G_ema, history=history, config=cfg,
                        steps_done=step, seconds=seconds, out_dir=out_dir,
-                       spec=task.spec if cfg.model == "stylegan2" else task.mel)
+                       spec=task.spec if cfg.model == "stylegan2" else task.mel,
+                       class_names=getattr(task, "class_names", None) if cfg.model == "stylegan2" and task.conditional
+                       else None)
 
 
 def train_worker(info: ddp.DistInfo, cfg: GANConfig, data: torch.Tensor, result_dir: str) -> None:
