@@ -4,6 +4,8 @@ STFT / iSTFT, the course's mel filterbank and log-mel, log-magnitude with a floo
 Griffin-Lim phase reconstruction, and GANSynth's instantaneous frequency (IF): the phase
 unwrapped along time, differenced frame to frame and divided by pi, with its exact inverse
 (a cumulative sum back to phase).
+:func:`multiscale_spectral_distance` compares two clips at several FFT sizes at once (DDSP's
+training loss and Lesson 07's reconstruction metric).
 
 Shapes: audio ``(batch, samples)`` (1-D input is treated as a batch of one and returned 1-D
 where noted); complex spectrograms ``(batch, n_fft // 2 + 1, frames)``.
@@ -183,3 +185,32 @@ def logmag_if_to_audio(logmag: torch.Tensor, inst_freq: torch.Tensor, n_fft: int
     phase = phase_from_if(inst_freq.to(torch.float64))
     spec = torch.polar(magnitude, phase)
     return istft(spec, n_fft, hop, length=length).to(torch.float32)
+
+
+MULTISCALE_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
+"""DDSP's FFT sizes (Engel et al., 2020): each scale sees a different time / frequency trade-off."""
+
+
+def multiscale_spectral_distance(reference: torch.Tensor, estimate: torch.Tensor,
+                                 fft_sizes: tuple[int, ...] = MULTISCALE_FFT_SIZES, overlap: float = 0.75,
+                                 log_weight: float = 1.0, eps: float = 1e-7) -> torch.Tensor:
+    """Multi-scale spectral distance per clip ``(batch,)`` between audio ``(batch, samples)`` pairs.
+
+    For each FFT size ``n`` (hop ``n (1 - overlap)``, Hann window) with magnitudes ``S`` and ``S'``:
+    ``mean|S - S'| + log_weight * mean|log(S + eps) - log(S' + eps)|``; the scales are summed.
+    Differentiable in both inputs; 0 exactly when the clips are equal.
+    """
+    ref, _ = _batched(reference)
+    est, _ = _batched(estimate)
+    if ref.shape != est.shape:
+        raise ValueError(f"reference {tuple(ref.shape)} and estimate {tuple(est.shape)} shapes differ")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must lie in [0, 1), got {overlap}")
+    total = ref.new_zeros(ref.shape[0])
+    for n_fft in fft_sizes:
+        hop = max(1, int(n_fft * (1.0 - overlap)))
+        s_ref, s_est = stft(ref, n_fft, hop).abs(), stft(est, n_fft, hop).abs()
+        total = total + (s_ref - s_est).abs().mean(dim=(1, 2))
+        if log_weight:
+            total = total + log_weight * (torch.log(s_ref + eps) - torch.log(s_est + eps)).abs().mean(dim=(1, 2))
+    return total

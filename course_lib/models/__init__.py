@@ -9,5 +9,12 @@
 ``istft_vocoder``  Vocos-style frame-rate vocoder (mel -> STFT magnitude/phase -> iSTFT), HW2's default
 ``vocoder_eval``   Griffin-Lim / MelGAN / iSTFT side by side, the vocoder's data card (Lesson 05)
 ``classifiers``    loop and pitch classifiers behind IS / FAD / PA / PE (metrics)
+``ddsp``           DDSP: decoder + harmonic-plus-noise synthesiser, ``resynthesize`` (timbre transfer, Lesson 07)
+``ddsp_features``  f0 (pYIN) and A-weighted loudness per frame (Lesson 07)
+``ddsp_train``     the organ notes, held-out notes, presets and ``train_ddsp`` (Lesson 07)
+``ddsp_eval``      Lesson 07's reconstruction table (DDSP, spectral autoencoder, WaveNet autoencoder)
+``ddsp_card``      the shipped DDSP checkpoint's data card
+``spectral_ae``    log-magnitude convolutional autoencoder + Griffin-Lim, the baseline (Lesson 07)
+``pqmf``           RAVE's pseudo-QMF filter bank, analysis and synthesis (Lesson 07)
 =================  ==============================================================
 """

@@ -4,6 +4,9 @@ Partial ``k`` of a voice is ``a_k * exp(-d_k t) * sin(2 pi r_k phi(t) + p_k)``, 
 the running phase of ``f0`` in cycles, ``r_k`` the frequency ratio, ``d_k`` the decay rate in
 1/s and ``p_k`` the start phase in radians. Partials at or above Nyquist are dropped (per sample,
 so a glide loses partials as they cross ``sr/2`` instead of aliasing).
+
+:func:`harmonic_synth` is the time-varying, differentiable form that DDSP needs (Lesson 07): every
+harmonic gets its own amplitude *per sample*, and gradients flow to the amplitudes and to ``f0``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Union
 import torch
 
 from course_lib import DEFAULT_SR
-from course_lib.synth.core import Param, as_control, batch_size_of, n_samples, resolve_device
+from course_lib.synth.core import Param, as_control, batch_size_of, n_samples, phase_from_frequency, resolve_device
 
 Device = Union[str, torch.device, None]
 
@@ -106,6 +109,34 @@ def additive(
         gain = a * torch.exp(-dec_t[:, k] * t) * audible
         out += (gain * torch.sin(2 * math.pi * cyc)).to(torch.float32)
     return out
+
+
+def harmonic_synth(f0: torch.Tensor, amplitudes: torch.Tensor, sr: int = DEFAULT_SR) -> torch.Tensor:
+    """Harmonic series with per-sample amplitudes: ``sum_k a_k[n] sin(2 pi k phi[n])`` -> ``(batch, samples)``.
+
+    The differentiable oscillator bank of DDSP (Lesson 07), on the running phase of Lesson 01
+    (:func:`~course_lib.synth.core.phase_from_frequency`: ``phi[0] = 0``, ``phi[n] = sum_{m<n} f0[m] / sr``
+    cycles). Harmonic ``k`` is silent wherever ``k * f0[n] >= sr / 2`` (no aliasing), as in :func:`additive`.
+    Gradients reach ``amplitudes`` and ``f0``.
+
+    Args:
+        f0: fundamental in Hz, ``(batch, samples)`` (or ``(batch, 1)`` for a steady pitch), >= 0.
+        amplitudes: linear amplitude of harmonics ``k = 1..K``, ``(batch, K, samples)``.
+        sr: sample rate in Hz.
+    """
+    if amplitudes.ndim != 3 or amplitudes.shape[1] == 0:
+        raise ValueError(f"amplitudes must be (batch, n_harmonics, samples), got shape {tuple(amplitudes.shape)}")
+    batch, n_harm, samples = amplitudes.shape
+    freq = torch.as_tensor(f0, dtype=torch.float32, device=amplitudes.device)
+    if freq.ndim != 2 or freq.shape[0] != batch or freq.shape[1] not in (1, samples):
+        raise ValueError(f"f0 must be ({batch}, {samples}) or ({batch}, 1) Hz, got shape {tuple(freq.shape)}")
+    if not torch.isfinite(freq).all() or bool((freq < 0).any()):
+        raise ValueError("f0 must be finite and >= 0 Hz")
+    phase = phase_from_frequency(freq, sr, samples)  # (batch, samples) cycles in [0, 1)
+    k = torch.arange(1, n_harm + 1, dtype=torch.float32, device=amplitudes.device).reshape(1, -1, 1)
+    audible = (k * freq.detach().unsqueeze(1)) < 0.5 * sr  # (batch, K, samples | 1)
+    waves = torch.sin(k * ((2 * math.pi) * phase.unsqueeze(1)))  # phase < 1 cycle: k * phase stays small
+    return (torch.where(audible, amplitudes, 0.0) * waves).sum(dim=1)
 
 
 def _peak_normalise(x: torch.Tensor) -> torch.Tensor:

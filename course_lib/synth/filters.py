@@ -12,6 +12,9 @@
 * :func:`ladder` is a zero-delay-feedback (topology-preserving transform) model of the Moog
   transistor ladder: four one-pole lowpass stages (24 dB/octave) in a feedback loop with a
   ``tanh`` saturator at its input. :func:`ladder_response` gives its small-signal response.
+* :func:`fir_from_magnitudes` designs linear-phase FIR filters by frequency sampling (a Hann-windowed
+  inverse FFT of a magnitude response) and :func:`filtered_noise` shapes white noise frame by frame
+  with them: the differentiable noise synthesiser of DDSP (Lesson 07).
 """
 
 from __future__ import annotations
@@ -319,3 +322,52 @@ def ladder_response(freqs_hz: Param, cutoff_hz: Param, resonance: Param, sr: int
     h1 = g * (1 + zi) / (g * (1 + zi) + 1 - zi)
     h4 = h1**4
     return h4 / (1 + 4.0 * r * h4)
+
+
+def fir_from_magnitudes(magnitudes: torch.Tensor) -> torch.Tensor:
+    """Linear-phase FIR filters ``(..., 2 (n_bands - 1))`` from magnitude responses ``(..., n_bands)``.
+
+    ``magnitudes[..., i]`` is the desired gain at ``i / (n_bands - 1)`` of Nyquist (0 Hz .. sr/2).
+    Frequency sampling: the zero-phase impulse response (inverse real FFT), shifted to the middle and
+    Hann-windowed, so each filter is symmetric and delays by ``n_bands - 1`` samples. Differentiable.
+    """
+    if magnitudes.ndim < 1 or magnitudes.shape[-1] < 2:
+        raise ValueError(f"magnitudes must be (..., n_bands >= 2), got shape {tuple(magnitudes.shape)}")
+    n_taps = 2 * (magnitudes.shape[-1] - 1)
+    zero_phase = torch.fft.irfft(magnitudes.to(torch.float32), n=n_taps, dim=-1)
+    centred = torch.roll(zero_phase, n_taps // 2, dims=-1)
+    window = torch.hann_window(n_taps, periodic=True, dtype=torch.float32, device=magnitudes.device)
+    return centred * window
+
+
+def filtered_noise(magnitudes: torch.Tensor, hop: int, sr: int, *, seed: int | None = None,
+                   white: torch.Tensor | None = None) -> torch.Tensor:
+    """White noise shaped frame by frame by FIR filters: ``(batch, frames, n_bands)`` -> ``(batch, frames * hop)``.
+
+    Frame ``t`` (samples ``t * hop .. (t + 1) * hop - 1``) of uniform white noise in [-1, 1)
+    (:func:`~course_lib.synth.oscillators.noise`, ``seed``) is convolved with the filter of
+    :func:`fir_from_magnitudes` ``(magnitudes[:, t])``; the filtered frames are overlap-added and the
+    filters' delay removed. Differentiable in ``magnitudes``. ``white`` ``(batch, frames * hop)``
+    replaces the generated noise (tests, or a fixed excitation).
+    """
+    if magnitudes.ndim != 3:
+        raise ValueError(f"magnitudes must be (batch, frames, n_bands), got shape {tuple(magnitudes.shape)}")
+    if hop < 1:
+        raise ValueError(f"hop must be >= 1 sample, got {hop}")
+    batch, frames, _ = magnitudes.shape
+    samples = frames * hop
+    if white is None:
+        from course_lib.synth.oscillators import noise
+
+        white = noise(samples / sr, sr, batch=batch, seed=seed, device=magnitudes.device)[:, :samples]
+    if white.shape != (batch, samples):
+        raise ValueError(f"white noise must be ({batch}, {samples}), got shape {tuple(white.shape)}")
+    ir = fir_from_magnitudes(magnitudes)  # (batch, frames, taps)
+    taps = ir.shape[-1]
+    length = hop + taps - 1
+    n_fft = 1 << (length - 1).bit_length()
+    spec = torch.fft.rfft(white.reshape(batch, frames, hop), n=n_fft) * torch.fft.rfft(ir, n=n_fft)
+    pieces = torch.fft.irfft(spec, n=n_fft)[..., :length]  # (batch, frames, length)
+    out = torch.nn.functional.fold(pieces.transpose(1, 2), output_size=(1, (frames - 1) * hop + length),
+                                   kernel_size=(1, length), stride=(1, hop))
+    return out.reshape(batch, -1)[:, taps // 2: taps // 2 + samples]

@@ -44,7 +44,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
         loss_fn: Callable[[nn.Module, Any], torch.Tensor], steps: int, *, seed: int = 0,
         checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
         config: dict | None = None, grad_clip: float | None = 1.0, progress: bool = True,
-        desc: str = "train", log_every: int = 10) -> TrainHistory:
+        desc: str = "train", log_every: int = 10,
+        callback: Callable[[TrainHistory], bool | None] | None = None) -> TrainHistory:
     """Train ``model`` for ``steps`` optimizer steps in total (counting steps done before a resume).
 
     Args:
@@ -57,6 +58,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
         config: JSON-able dict stored in the checkpoint (model / data / training settings).
         grad_clip: max global gradient norm (None = no clipping).
         progress: tqdm bar with the running loss.
+        callback: called with the history after every step (e.g. a live loss plot); it must not train.
+            Returning True stops the run there (e.g. a time budget): the model is saved and returned.
     Returns the :class:`TrainHistory` (with the losses of earlier, resumed steps too).
     """
     if steps < 0:
@@ -101,6 +104,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
                     bar.set_postfix(loss=f"{history.smoothed(log_every):.3f}")
             if checkpoint_every and history.step % checkpoint_every == 0:
                 save()
+            if callback is not None and callback(history):
+                break
     finally:
         if bar is not None:
             bar.close()
