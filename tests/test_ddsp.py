@@ -327,3 +327,20 @@ def test_pqmf_round_trip_is_near_perfect_and_bands_are_band_limited(bands):
     energy = sub.pow(2).sum(dim=-1)[0]
     assert sub.shape == (1, bands, 8000 // bands)
     assert float(energy[k] / energy.sum()) > 0.99
+
+
+def test_rave_lite_shapes_kl_and_a_few_steps_lower_the_loss():
+    from course_lib.models.rave_lite import RaveLite, RaveLiteConfig, train_rave_lite
+    from course_lib.synth import harmonic_tone
+
+    notes = torch.cat([harmonic_tone(f, 0.6, SR, n_harmonics=6) * 0.5 for f in (220.0, 330.0)])
+    torch.manual_seed(0)
+    model = RaveLite(RaveLiteConfig(n_bands=4, hidden=16, latent=4))
+    mean, logvar = model.encode(notes[:, :4096])
+    assert mean.shape == logvar.shape == (2, 4, 4096 // 16)
+    _, kl = model(notes[:, :4096])
+    assert kl.shape == (2,) and (kl >= 0).all()
+    model, hist = train_rave_lite(notes, 25, model=model, batch_size=2, crop=2048, lr=3e-3, progress=False)
+    assert np.mean(hist.loss[-5:]) < 0.8 * np.mean(hist.loss[:5])
+    out = model.reconstruct(notes[:1, :5000])
+    assert out.shape == (1, 5000) and torch.isfinite(out).all()

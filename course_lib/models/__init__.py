@@ -16,5 +16,6 @@
 ``ddsp_card``      the shipped DDSP checkpoint's data card
 ``spectral_ae``    log-magnitude convolutional autoencoder + Griffin-Lim, the baseline (Lesson 07)
 ``pqmf``           RAVE's pseudo-QMF filter bank, analysis and synthesis (Lesson 07)
+``rave_lite``      a RAVE-style PQMF + convolutional VAE at a CPU budget, first stage only (Lesson 07)
 =================  ==============================================================
 """

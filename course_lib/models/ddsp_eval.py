@@ -8,7 +8,8 @@ summary is the median over notes; a note whose reconstruction has no voiced fram
 
     python -m course_lib.models.ddsp_eval --out course_lib/assets/ddsp_comparison.json
 
-trains DDSP's ``lecture`` preset and the spectral autoencoder for the same wall time, loads the shipped
+trains DDSP's ``lecture`` preset, then the spectral autoencoder and the RAVE-style VAE
+(:mod:`course_lib.models.rave_lite`) for the same wall time each, loads the shipped
 DDSP and WaveNet autoencoder, measures all of them (and Griffin-Lim from the true magnitude, the phase
 artefacts alone) and writes the table (JSON, and Markdown on stdout).
 """
@@ -101,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: train DDSP (lecture) and the spectral AE on one budget, measure every model, write JSON."""
     from course_lib.models.ddsp import load_pretrained
     from course_lib.models.ddsp_train import get_preset, heldout_notes, note_features, train_ddsp, training_notes
+    from course_lib.models.rave_lite import train_rave_lite
     from course_lib.models.spectral_ae import oracle_griffin_lim, train_spectral_ae
     from course_lib.train.device import set_threads
 
@@ -132,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sae_minutes = (time.perf_counter() - start) / 60.0
     add("spectral autoencoder + Griffin-Lim (64 it.), same budget", sae.reconstruct(held.audio), sae_minutes,
         f"{sae_hist.step} steps of 8 crops, stopped at DDSP's training time")
+    start = time.perf_counter()
+    rave, rave_hist = train_rave_lite(data.audio, 100_000, seed=args.seed, max_seconds=ddsp_minutes * 60.0)
+    add("RAVE-style VAE (PQMF 16 bands, first stage only), same budget", rave.reconstruct(held.audio),
+        (time.perf_counter() - start) / 60.0, f"{rave_hist.step} steps of 8 crops, stopped at DDSP's training time")
     add("Griffin-Lim from the true magnitude (64 it.)", oracle_griffin_lim(held.audio), 0.0,
         "no model: the phase-reconstruction floor of the spectral autoencoder")
     shipped = load_pretrained()

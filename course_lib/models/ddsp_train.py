@@ -71,9 +71,10 @@ PRESETS: dict[str, DDSPPreset] = {
     # tests and COURSE_FAST: seconds
     "fast": DDSPPreset(hidden=32, steps=40, batch_size=4, crop_seconds=0.25, lr=3e-3, velocities=(100,), pitch_step=6),
     # the lesson's live run: a few minutes on one CPU thread
-    "lecture": DDSPPreset(hidden=128, steps=800, batch_size=8, crop_seconds=0.5, lr=2e-3, velocities=(25, 75, 127)),
+    "lecture": DDSPPreset(hidden=128, steps=600, batch_size=8, crop_seconds=0.5, lr=2e-3, velocities=(25, 75, 127),
+                          pitch_step=2),
     # the shipped checkpoint
-    "full": DDSPPreset(hidden=256, steps=3000, batch_size=16, crop_seconds=0.5, lr=1e-3, velocities=TRAIN_VELOCITIES),
+    "full": DDSPPreset(hidden=256, steps=3000, batch_size=8, crop_seconds=0.5, lr=1e-3, velocities=TRAIN_VELOCITIES),
 }
 
 

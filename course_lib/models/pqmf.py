@@ -82,11 +82,10 @@ class PQMF(nn.Module):
         """Bands ``(batch, n_bands, frames)`` -> audio ``(batch, frames * n_bands)``."""
         if bands.ndim != 3 or bands.shape[1] != self.n_bands:
             raise ValueError(f"bands must be (batch, {self.n_bands}, frames), got shape {tuple(bands.shape)}")
-        up = torch.zeros(bands.shape[0], self.n_bands, bands.shape[-1] * self.n_bands,
-                         dtype=bands.dtype, device=bands.device)
-        up[..., ::self.n_bands] = bands * self.n_bands
-        y = F.conv1d(F.pad(up, (self.taps // 2, self.taps // 2)), self.synthesis_filters.flip(-1))
-        return y[:, 0]
+        # zero-stuffing then filtering, done polyphase: a transposed convolution with stride n_bands
+        full = F.conv_transpose1d(bands * self.n_bands, self.synthesis_filters.transpose(0, 1), stride=self.n_bands)
+        start = self.taps // 2
+        return full[:, 0, start: start + bands.shape[-1] * self.n_bands]
 
 
 def round_trip(pqmf: PQMF, audio: torch.Tensor) -> dict:
