@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - run every lesson (lecture mode) into build/ (HTML + executed notebooks), grade a demo HW2 class"
 	@echo "make test   - unit tests + every lesson in FAST mode + notebook hygiene"
-	@echo "make lab    - JupyterLab on lessons/"
+	@echo "make lab    - JupyterLab at the repository root (lessons/, hw2/)"
 	@echo "make bench  - benchmarks (speed and quality ratios) into build/bench/"
 	@echo "make grade DOWNLOAD=lms.zip [COURSE_DIR=dir] - TAs: grade HW2 (see grading/README.md)"
 	@echo "make setup  - only create .venv and install the pinned project"
@@ -38,7 +38,7 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 COURSE_THREADS=1 $(PY) -m pytest -n 2 --durations=25 -p no:cacheprovider $(PYTEST_ARGS)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab lessons/
+	$(VENV)/bin/jupyter lab
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -1,4 +1,5 @@
-"""nbgrader configuration of the course (copied into each TA's grading folder by `python -m grading init`).
+"""nbgrader configuration of the course (copied into each TA's grading folder by `python -m grading collect` / `all`, through
+``grading.course.init_course``).
 
 The course directory root is the folder this file sits in; `source/hw2/` holds the
 instructor version of HW2 (solutions and hidden tests), from which nbgrader generates the

@@ -123,9 +123,12 @@ def card_markdown(card: dict, title: str, command: str, notes: str = "") -> str:
                      f"{v['ndb_k']:.2f} | {v['jsd']:.3f} |" for name, v in t.items())
     curve = "\n".join(f"| {c.get('idle_minutes', '-')} | {c['minutes']:.1f} | {c['steps']} | {c['fad']:.1f} | "
                       f"{c['is']:.2f} | {c['ndb_k']:.2f} |" for c in card["curve"])
+    k = card["checkpoint"]["architecture"].get("n_classes", 0)
+    kind = (f"a class-conditional StyleGAN2 ({k} loop styles: {', '.join(m.get('class_names', []))}; graded loops "
+            f"play every style in turn)" if k else "an unconditional StyleGAN2")
     return f"""# Data card: `{ck['file'] if title is None else title}`
 
-- **What**: the EMA generator of a StyleGAN2 trained on log-mel images of the course's one-bar loops
+- **What**: the EMA generator of {kind} trained on log-mel images of the course's one-bar loops
   ({card['training_data']['what']}, {card['training_data']['n_loops']} loops, SHA-256 of the audio
   `{card['training_data']['sha256_audio'][:16]}...`). Architecture: `{json.dumps(card['checkpoint']['architecture'])}`.
 - **Rebuild**: `{command}` ({m.get('steps')} steps of batch {m.get('batch_size')}, {m.get('seconds', 0) / 60:.1f} min

@@ -32,9 +32,12 @@ def lesson_paths(only: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def execute(path: Path, fast: bool, timeout: int = 900) -> nbformat.NotebookNode:
-    """Run a notebook in its own folder with COURSE_FAST set accordingly; returns the executed copy."""
-    nb = nbformat.read(path, as_version=4)
+def execute(path: Path, fast: bool, timeout: int = 900, nb: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
+    """Run a notebook in its own folder with COURSE_FAST set accordingly; returns the executed copy.
+
+    ``nb``: the notebook read from ``path``, executed in place (so a caller keeps the outputs up to a failing cell).
+    """
+    nb = nb if nb is not None else nbformat.read(path, as_version=4)
     os.environ["COURSE_FAST"] = "1" if fast else "0"
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -56,18 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter()
     for path in lesson_paths(args.only):
         start = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
         try:
-            nb = execute(path, fast=args.mode == "fast", timeout=args.timeout)
+            execute(path, fast=args.mode == "fast", timeout=args.timeout, nb=nb)
             status = "ok"
         except CellExecutionError as exc:
-            nb = getattr(exc, "nb", None)
             status = f"FAILED: {getattr(exc, 'ename', 'error')}: {str(getattr(exc, 'evalue', exc))[:200]}"
             failures += 1
         elapsed = time.perf_counter() - start
-        if status == "ok":
-            nbformat.write(nb, args.out / path.name)
-            html, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
-            (args.out / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
+        # a failed lesson is written too, with its outputs up to the failing cell (the one worth reading)
+        nbformat.write(nb, args.out / path.name)
+        html, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
+        (args.out / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
         print(f"{path.name:32s} {args.mode:8s} {elapsed:7.1f} s  {status}", flush=True)
     print(f"{'total':32s} {'':8s} {time.perf_counter() - total:7.1f} s  -> {args.out}")
     return 1 if failures else 0

@@ -42,13 +42,13 @@ class DataPreset:
 
 
 PRESETS: dict[str, DataPreset] = {
-    # ~300 notes of 1 s, 11 x 16 = 176 loops: seconds on a laptop
+    # 279 notes of 1 s (seed 0), 11 x 16 = 176 loops: seconds on a laptop
     "fast": DataPreset("fast", instruments_per_family=1, pitch_step=6, velocities=(25, 75, 127),
                        note_seconds=1.0, loops_per_class=16),
-    # ~2 900 notes of 4 s, 11 x 100 = 1 100 loops (the HW2 loop set)
+    # 1 850 notes of 4 s (seed 0), 11 x 100 = 1 100 loops (the HW2 loop set)
     "default": DataPreset("default", instruments_per_family=2, pitch_step=3, velocities=VELOCITIES,
                           note_seconds=4.0, loops_per_class=100),
-    # ~26 000 notes, 11 x 1 000 loops
+    # 16 770 notes of 4 s (seed 0), 11 x 1 000 loops
     "full": DataPreset("full", instruments_per_family=6, pitch_step=1, velocities=VELOCITIES,
                        note_seconds=4.0, loops_per_class=1000),
 }
