@@ -164,6 +164,53 @@ def test_pitch_condition_changes_the_output():
     assert torch.allclose(same[0], same[1], atol=1e-5)
 
 
+@torch.no_grad()
+def test_conditional_critic_scores_the_label_and_the_unconditional_one_ignores_it():
+    g = torch.Generator().manual_seed(3)
+    images = torch.rand(2, 2, 16, 16, generator=g) * 2 - 1  # stage 1 of the tiny config
+    image = images[:1].expand(2, -1, -1, -1)
+    for alpha in (1.0, 0.5):  # both fade-in paths see the pitch channels
+        cond = GANSynth(_tiny_cfg(critic_pitch_comb=True), seed=0).discriminator
+        score, logits = cond(image, stage=1, alpha=alpha, pitch=torch.tensor([10, 40]))
+        assert float((score[0] - score[1]).abs()) > 1e-3 * float(score.abs().max()), alpha
+        same, _ = cond(image, stage=1, alpha=alpha, pitch=torch.tensor([10, 10]))
+        assert torch.allclose(same[0], same[1], atol=1e-6)
+        assert logits.shape == (2, 61)
+    plain = GANSynth(_tiny_cfg(), seed=0).discriminator
+    a, _ = plain(image, stage=1, pitch=torch.tensor([10, 40]))
+    b, _ = plain(image, stage=1)
+    assert torch.allclose(a, b) and torch.allclose(a[0], a[1], atol=1e-6)
+    with pytest.raises(ValueError, match="conditional"):
+        cond(image, stage=1)
+    with pytest.raises(ValueError, match="3 pitches for a batch of 2"):
+        cond(image, stage=1, pitch=torch.tensor([1, 2, 3]))
+    # the course presets use it, with the pitch head trained on real notes only; the paper's geometry does not
+    for name, conditional in (("fast", True), ("lecture", True), ("full", False)):
+        cfg = get_preset(name).model_config("if")
+        assert (cfg.critic_pitch_comb, cfg.aux_on_fake) == (conditional, not conditional), name
+
+
+def test_pitch_path_curve_is_the_windowed_mean_and_logged_in_training():
+    from course_lib.models.gansynth import pitch_path_curve
+
+    hist = [{"step": i, "stage": i // 4, "d_pitch_acc": i / 10, "d_pitch_acc_fake": 0.5, "d_aux": 1.0, "g_aux": 2.0}
+            for i in range(10)]
+    curve = pitch_path_curve(hist, every=4, window=3)
+    assert [r["step"] for r in curve] == [4, 8, 10] and [r["stage"] for r in curve] == [0, 1, 2]
+    assert curve[0]["d_pitch_acc"] == pytest.approx((0.1 + 0.2 + 0.3) / 3)
+    assert curve[2]["d_pitch_acc"] == pytest.approx((0.7 + 0.8 + 0.9) / 3) and curve[2]["g_aux"] == 2.0
+    with pytest.raises(ValueError, match="every and window"):
+        pitch_path_curve(hist, every=0)
+    # a real training step records the critic's pitch head on the generator's notes
+    cfg = _tiny_cfg(critic_pitch_comb=True, aux_on_fake=False)
+    images, pitches, norm = _tiny_data(cfg)
+    trainer = GANSynthTrainer(GANSynth(cfg, norm, seed=0), images, pitches,
+                              TrainConfig(steps_per_stage=(2, 1, 1), batch_size=4))
+    stats = trainer.train(progress=False)
+    assert all(0.0 <= h["d_pitch_acc_fake"] <= 1.0 for h in stats)
+    assert pitch_path_curve(trainer.history, every=2)[-1]["step"] == 4
+
+
 def test_pitch_comb_channels_mark_the_harmonics_of_the_requested_pitch():
     from course_lib.models.gansynth import pitch_comb_channels, row_frequencies
 

@@ -68,13 +68,46 @@ def evaluate_model(model: torch.nn.Module, gen_per_real: int = 2, seed: int = 12
             "PA (%)": round(r.pa, 1), "PE (nats)": round(r.pe, 3)}
 
 
+def pyin_pitch_check(model: torch.nn.Module, seed: int = 7, tolerance_cents: float = 50.0) -> dict:
+    """One generated note per MIDI pitch of the model (24-84, all in the training notes), measured with pYIN.
+
+    The training-side pitch measure (no network involved): the median pYIN f0 of each note's voiced
+    frames (:func:`course_lib.models.wavenet_eval.median_f0`, fmin 30 Hz) against the requested pitch.
+    Returns a JSON-able dict: notes, how many within ``tolerance_cents``, how many unvoiced.
+    """
+    import math
+
+    from course_lib.models.wavenet_eval import median_f0
+
+    midi = list(model.pitches)
+    audio = model.generate(midi, seed=seed)
+    within = unvoiced = 0
+    for m, clip in zip(midi, audio):
+        f0, _ = median_f0(clip, model.sr, fmin=30.0, fmax=2000.0)
+        if not math.isfinite(f0):
+            unvoiced += 1
+        elif abs(1200 * math.log2(f0 / (440.0 * 2 ** ((m - 69) / 12)))) <= tolerance_cents:
+            within += 1
+    return {"how": f"one note per MIDI pitch {midi[0]}-{midi[-1]} (latents seed {seed}); median pYIN f0 of the voiced "
+                   f"frames vs the requested pitch", "notes": len(midi),
+            f"within {tolerance_cents:.0f} cents": within, "unvoiced": unvoiced}
+
+
 def _history_summary(ckpt: dict, last: int = 200) -> dict:
     """Mean of the last ``last`` steps' auxiliary-pitch statistics (what shows whether pitch was learned)."""
     steps = ckpt.get("history", {}).get("steps", [])[-last:]
     if not steps:
         return {}
-    keys = [k for k in ("d_pitch_acc", "d_aux", "g_aux") if k in steps[0]]
+    keys = [k for k in ("d_pitch_acc", "d_pitch_acc_fake", "d_aux", "g_aux") if k in steps[0]]
     return {f"{k} (mean of last {len(steps)} steps)": round(sum(s[k] for s in steps) / len(steps), 3) for k in keys}
+
+
+def _training_curve(ckpt: dict, every: int = 1000) -> list[dict]:
+    """The pitch-path statistics every ``every`` steps (:func:`course_lib.models.gansynth.pitch_path_curve`)."""
+    from course_lib.models.gansynth import pitch_path_curve
+
+    steps = ckpt.get("history", {}).get("steps", [])
+    return pitch_path_curve(steps, every) if steps else []
 
 
 def build_card(path: PathLike, evaluation: dict, model: torch.nn.Module | None = None) -> dict:
@@ -102,7 +135,8 @@ def build_card(path: PathLike, evaluation: dict, model: torch.nn.Module | None =
                            f"MIDI 24-84, {duration} s at 16 kHz, NSynth-style hash split 'train'",
                  "n_notes": int(audio.shape[0]), "sha256_audio_and_pitches": notes_hash(audio, pitches)},
         "training_end": _history_summary(ckpt),
-        "evaluation": evaluation, "torch": torch.__version__, "python": platform.python_version(),
+        "training_curve": _training_curve(ckpt),
+        "evaluation": evaluation, "pyin_pitch_check": pyin_pitch_check(model), "torch": torch.__version__, "python": platform.python_version(),
     }
 
 
@@ -133,10 +167,23 @@ def card_markdown(card: dict, limitations: str = "") -> str:
              "Rebuild:", "", f"    {meta.get('command', '?')}", "",
              "## Evaluation", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in card["evaluation"].items()]
+    pyin = card.get("pyin_pitch_check")
+    if pyin:
+        key = next(k for k in pyin if k.startswith("within"))
+        lines += ["", f"pYIN pitch check ({pyin['how']}): **{pyin[key]} of {pyin['notes']}** notes {key} of the requested "
+                  f"pitch, {pyin['unvoiced']} unvoiced."]
     if card.get("training_end"):
         lines += ["", "At the end of training (the discriminator's auxiliary pitch head on real notes, the "
                   "generator's pitch cross-entropy on its own notes; chance = log 61 = 4.11 nats):", ""]
         lines += [f"* {k}: {v}" for k, v in card["training_end"].items()]
+    curve = card.get("training_curve") or []
+    if curve:
+        keys = [k for k in curve[0] if k not in ("step", "stage")]
+        lines += ["", "During training (means of the 100 steps before each step shown; `d_pitch_acc_fake`: the critic's "
+                  "pitch head on the generator's notes against the requested pitch, a head trained on real notes "
+                  "only when `aux_on_fake` is false):", "",
+                  "| step | stage | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+        lines += [f"| {r['step']} | {r['stage']} | " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in curve]
     text = "\n".join(lines) + "\n"
     if limitations.strip():
         text += "\n" + limitations.strip() + "\n"
