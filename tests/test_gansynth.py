@@ -382,6 +382,8 @@ def test_resume_continues_exactly_and_generator_only_files_are_smaller(tmp_path)
     again = GANSynthTrainer(fresh, images, pitches, tc)
     again.resume(path)
     assert again.step == 3 and len(again.history) == 3
+    saved_seconds = load_gansynth(path).meta["train_seconds"]
+    assert saved_seconds > 0 and again.model.meta["train_seconds"] == pytest.approx(saved_seconds)
     again.train(progress=False)
     for a, b in zip(model.generator.parameters(), fresh.generator.parameters()):
         assert torch.allclose(a, b, atol=1e-6)

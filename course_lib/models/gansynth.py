@@ -777,6 +777,9 @@ class GANSynthTrainer:
             raise ValueError(f"{path}: holds no trainer state to resume from")
         self.load_state_dict(ckpt["extra"]["trainer"])
         self.history = list(ckpt.get("history", {}).get("steps", []))
+        done = ckpt.get("config", {}).get("meta", {}).get("train_seconds")
+        if done is not None:  # the training time so far, so a resumed run's card counts all of it
+            self.model.meta["train_seconds"] = float(done)
 
     def state_dict(self) -> dict:
         """Optimiser states, step and RNG state (to resume)."""
