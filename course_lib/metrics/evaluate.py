@@ -65,21 +65,36 @@ def _as_audio(source: AudioSource, sr: int, length: int | None = None) -> torch.
 
 
 @torch.no_grad()
-def _embed_and_proba(audio: torch.Tensor, model: torch.nn.Module, sr: int, batch_size: int,
-                     device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """One batched pass of a classifier: float64 embeddings ``(n, d)`` and probabilities ``(n, C)``."""
+def embed_and_proba(audio: torch.Tensor | np.ndarray, model: torch.nn.Module, sr: int = DEFAULT_SR,
+                    batch_size: int = 64, device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One batched pass of a classifier over clips ``(n, samples)`` at ``sr`` Hz.
+
+    Returns float64 embeddings ``(n, d)`` (the penultimate layer: FAD, NDB/K, PRDC) and class
+    probabilities ``(n, C)`` (the softmax: IS, PA, PE). ``model`` is a course classifier (it has
+    ``sr`` and ``embed_and_proba``); audio at another rate is resampled to ``model.sr``. ``device``
+    defaults to where the model's weights are.
+    """
     import torchaudio.functional as AF
 
-    model.to(device).eval()
+    if not hasattr(model, "embed_and_proba") or not hasattr(model, "sr"):
+        raise ValueError(f"{type(model).__name__} is not a course classifier (needs sr and embed_and_proba)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x = _check_audio(audio)
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(dev).eval()
     embs, probs = [], []
-    for i in range(0, audio.shape[0], batch_size):
-        chunk = audio[i:i + batch_size].to(device)
+    for i in range(0, x.shape[0], batch_size):
+        chunk = x[i:i + batch_size].to(dev)
         if sr != model.sr:
             chunk = AF.resample(chunk, sr, model.sr)
         e, p = model.embed_and_proba(chunk)
         embs.append(e.to("cpu", torch.float64))
         probs.append(p.to("cpu", torch.float64))
     return torch.cat(embs).numpy(), torch.cat(probs).numpy()
+
+
+_embed_and_proba = embed_and_proba  # the name calibration.py and the benchmarks import
 
 
 def _embedder_id(model: object) -> str | None:

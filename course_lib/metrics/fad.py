@@ -6,13 +6,15 @@ or the course's loop classifier. Reference statistics can be computed once and c
 
 FAD is biased upwards for small sets (the bias falls like ``1/n``). :func:`fad_infinity`
 removes it as Chong & Forsyth (2020) do for FID: evaluate on subsets of several sizes, fit
-``FAD(n) = a + b / n`` and report the intercept ``a``. :func:`fad_bootstrap` gives a percentile
-confidence interval by resampling the generated embeddings.
+``FAD(n) = a + b / n`` and report the intercept ``a``. :func:`fad_versus_size` draws that
+curve with several subsets per size (mean and spread) for plotting. :func:`fad_bootstrap`
+gives a percentile confidence interval by resampling the generated embeddings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -73,6 +75,62 @@ def fad_infinity(reference: GaussianStats | ArrayLike, generated: ArrayLike, min
     fads = np.array([ref.distance(gaussian_stats(gen[rng.choice(m, size=n, replace=False)])) for n in sizes])
     slope, intercept = np.polyfit(1.0 / sizes, fads, 1)
     return FadInfinity(value=float(intercept), slope=float(slope), sizes=sizes, fads=fads)
+
+
+@dataclass
+class FadCurve:
+    """FAD against the number of generated clips: ``mean`` and ``std`` ``(k,)`` over ``repeats`` random
+    subsets of each size in ``sizes`` ``(k,)``, and the fit ``FAD(n) = fad_inf + slope / n`` to the means
+    of the sizes ``n >= fit_from``."""
+
+    sizes: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    repeats: int
+    fad_inf: float
+    slope: float
+    fit_from: int = 2
+
+    def fit(self, n: np.ndarray | float) -> np.ndarray:
+        """The fitted curve ``fad_inf + slope / n`` at clip counts ``n``."""
+        return self.fad_inf + self.slope / np.asarray(n, dtype=np.float64)
+
+
+def fad_versus_size(reference: GaussianStats | ArrayLike, generated: ArrayLike, sizes: Sequence[int],
+                    repeats: int = 5, seed: int = 0, fit_from: int = 2) -> FadCurve:
+    """FAD of random subsets of ``generated`` embeddings ``(m, d)`` against fixed reference statistics.
+
+    For each ``n`` in ``sizes`` (clip counts, ``2 <= n <= m``), ``repeats`` subsets of ``n`` clips are drawn
+    without replacement (seeded) and their FADs averaged. A least-squares line in ``1 / n`` through the
+    means of the sizes ``n >= fit_from`` gives FAD-infinity (Chong & Forsyth's extrapolation, as
+    :func:`fad_infinity`, with repeats) and the size of the small-sample bias (``slope``: FAD units times
+    clips). The ``1 / n`` law holds for large ``n``; far below the embedding dimension the covariance is
+    singular and the curve bends, so fit from a few dozen clips up. The full set (``n = m``) has one subset
+    only, so its ``std`` is 0. At least two distinct sizes ``>= fit_from`` are needed for the fit.
+    """
+    ref = _stats(reference)
+    gen = _as_float64(generated, "generated embeddings")
+    if gen.ndim != 2 or gen.shape[1] != ref.dim:
+        raise ValueError(f"generated embeddings must be (m, {ref.dim}), got shape {gen.shape}")
+    m = gen.shape[0]
+    n_values = np.unique(np.asarray(list(sizes), dtype=np.int64))
+    if n_values.size < 2 or n_values.min() < 2 or n_values.max() > m:
+        raise ValueError(f"sizes must hold at least two distinct clip counts in [2, m={m}], got {list(sizes)}")
+    fitted = n_values >= fit_from
+    if fitted.sum() < 2:
+        raise ValueError(f"need at least two sizes >= fit_from={fit_from} for the 1/n fit, got {n_values.tolist()}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    rng = np.random.default_rng(seed)
+    means, stds = [], []
+    for n in n_values:
+        draws = 1 if n == m else repeats
+        values = [ref.distance(gaussian_stats(gen[rng.choice(m, size=int(n), replace=False)])) for _ in range(draws)]
+        means.append(float(np.mean(values)))
+        stds.append(float(np.std(values)))
+    slope, intercept = np.polyfit(1.0 / n_values[fitted], np.array(means)[fitted], 1)
+    return FadCurve(sizes=n_values, mean=np.array(means), std=np.array(stds), repeats=int(repeats),
+                    fad_inf=float(intercept), slope=float(slope), fit_from=int(fit_from))
 
 
 @dataclass
