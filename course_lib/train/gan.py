@@ -139,8 +139,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "stylegan2": {
         "fast": dict(steps=20, batch_size=4, arch=dict(channels=(16, 16, 16, 8, 8), z_dim=32, w_dim=32,
                                                      mapping_layers=2), ema_half_life=100.0, r1_interval=4),
-        # ~30 min on 2 quiet CPU cores (0.89 s/step measured; 1 thread 1.45 s): small-data GAN practice on a laptop budget
-        # (DiffAugment, R1 gamma from the ADA heuristic, EMA ramp-up, little style mixing); see the card.
+        # ~26 min on 2 quiet CPU cores (0.73-0.79 s/step measured): small-data GAN practice on a laptop budget
+        # (DiffAugment, lazy R1, EMA ramp-up, little style mixing, class-conditional); see the card.
         # class-conditional (the 11 loop styles): the unconditional recipe collapsed onto a few styles in 30 min
         "lecture": dict(steps=2000, batch_size=16, data_preset="default", lr_g=2.5e-3, lr_d=2.5e-3,
                         arch=dict(channels=(96, 96, 48, 24, 12), z_dim=128, w_dim=128, mapping_layers=2,
