@@ -115,7 +115,8 @@ def _markdown(card: dict, limitations: str) -> str:
         f"* **Data**: the organ of the synthetic mini-NSynth (`{d['instrument']}`, data preset `{d['data_preset']}`, seed "
         f"{d['seed']}), {d['notes']} notes of {d['seconds']} s: MIDI {min(d['pitches'])}-{max(d['pitches'])} without the "
         f"held-out pitches, velocities {d['velocities']}; SHA-256 of audio + labels `{d['hash']}`. Features: pYIN f0 "
-        f"(refined by YIN) and A-weighted loudness ({card['feature_seconds']} s to compute).",
+        f"(refined by YIN) and A-weighted loudness, computed once per note set and cached on disk (about 0.5 s per "
+        f"second of audio; {card['feature_seconds']} s in the run that wrote the checkpoint).",
         f"* **Training**: {card['steps']} steps, batch {t['batch_size']} crops of {t['crop_seconds']} s, Adam lr {t['lr']}, "
         f"seed {t['seed']}; {minutes:.1f} min wall time on {card['threads']} CPU thread(s) ({card['device']}) of the "
         f"course's shared 2-core machine, torch {card['torch']}. Training loss (mean of 50 steps) by step: {losses}.",

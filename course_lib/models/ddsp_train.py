@@ -42,6 +42,10 @@ HELDOUT_PITCHES = (50, 56, 62, 68, 74, 80)
 """MIDI pitches never used for training (halfway between the mini-NSynth's 6-semitone grid, so Lesson 03's
 WaveNet autoencoder never heard them either)."""
 HELDOUT_VELOCITIES = (64, 112)
+SEEN_PITCHES = (53, 59, 65, 71, 77, 83)
+"""Pitches the mini-NSynth organ was recorded at in MIDI 48-84: Lesson 03's WaveNet autoencoder trained on them
+(its one-hot pitch input knows them), DDSP trains on them too. :func:`heldout_velocity_notes` plays them at the
+held-out velocities."""
 TRAIN_VELOCITIES = (25, 50, 75, 100, 127)
 NOTE_SECONDS = 1.0
 
@@ -135,6 +139,11 @@ def heldout_notes(seconds: float = NOTE_SECONDS, pitches: Sequence[int] = HELDOU
                   velocities: Sequence[int] = HELDOUT_VELOCITIES) -> NoteData:
     """The held-out notes: :data:`HELDOUT_PITCHES` x :data:`HELDOUT_VELOCITIES`, never in any training set."""
     return instrument_notes(pitches, velocities, seconds)
+
+
+def heldout_velocity_notes(seconds: float = NOTE_SECONDS) -> NoteData:
+    """:data:`SEEN_PITCHES` x :data:`HELDOUT_VELOCITIES`: unseen notes at pitches every model has trained on."""
+    return instrument_notes(SEEN_PITCHES, HELDOUT_VELOCITIES, seconds)
 
 
 def note_features(data: NoteData, hop: int = 64, cache: bool = True, progress: bool = False,
