@@ -247,6 +247,7 @@ def train_ddsp(preset: str | DDSPPreset = "fast", *, model: DDSP | None = None, 
     if model is None:
         from course_lib.train.device import pick_device
 
+        torch.manual_seed(seed)  # the initial weights depend on the seed only
         model = model_for(p, features, device=pick_device(device) if device is not None else "cpu")
     total = p.steps if steps is None else int(steps)
     frames = max(1, int(round(p.crop_seconds * data.sr / hop)))
@@ -291,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = training_notes(p)
     feats = note_features(data, 64, progress=True)
     feature_seconds = time.perf_counter() - start
+    torch.manual_seed(args.seed)
     model = model_for(p, feats, device=device)
     out = Path(args.out)
     work = Path(args.work) / out.name
