@@ -578,8 +578,7 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
     dev = info.device
     class_names = None
     if data is None:
-        data, data_labels, class_names = load_training_set(cfg)
-        labels = data_labels if int(cfg.arch.get("n_classes", 0)) > 0 else None
+        data, labels, class_names = load_training_set(cfg)  # labels: used by a conditional StyleGAN2 only
     if data.ndim != 2 or data.shape[-1] < cfg.loop_samples:
         raise ValueError(f"data must be loops (N, >= {cfg.loop_samples}) samples, got {tuple(data.shape)}")
     if labels is not None and tuple(labels.shape) != (data.shape[0],):
