@@ -179,9 +179,9 @@ def card_markdown(card: dict, limitations: str = "") -> str:
     curve = card.get("training_curve") or []
     if curve:
         keys = [k for k in curve[0] if k not in ("step", "stage")]
-        lines += ["", "During training (means of the 100 steps before each step shown; `d_pitch_acc_fake`: the critic's "
-                  "pitch head on the generator's notes against the requested pitch, a head trained on real notes "
-                  "only when `aux_on_fake` is false):", "",
+        fake_note = ("; `d_pitch_acc_fake`: the critic's pitch head on the generator's notes against the requested "
+                     "pitch" if "d_pitch_acc_fake" in keys else "")
+        lines += ["", f"During training (means of the 100 steps before each step shown{fake_note}):", "",
                   "| step | stage | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
         lines += [f"| {r['step']} | {r['stage']} | " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in curve]
     text = "\n".join(lines) + "\n"
