@@ -211,6 +211,19 @@ def test_pitch_path_curve_is_the_windowed_mean_and_logged_in_training():
     assert pitch_path_curve(trainer.history, every=2)[-1]["step"] == 4
 
 
+def test_harmonic_energy_is_high_at_the_notes_pitch_and_low_elsewhere():
+    from course_lib.models.gansynth_card import harmonic_energy_db
+
+    spec = get_preset("lecture").spec("if", high_res=True)  # 31.25 Hz bins
+    tone = sawtooth(torch.tensor([midi_to_hz(57)]), 0.5, SR) * 0.5  # 220 Hz, all harmonics
+    at_pitch, off_pitch = harmonic_energy_db(tone.expand(2, -1), [57, 54], spec)  # 54: 185 Hz
+    assert at_pitch > 5.0 and off_pitch < -3.0 and at_pitch - off_pitch > 10.0, (at_pitch, off_pitch)
+    noise = torch.randn(1, tone.shape[-1], generator=torch.Generator().manual_seed(0)) * 0.1
+    assert abs(float(harmonic_energy_db(noise, [57], spec)[0]) - (-2.0)) < 2.5  # ~ share of harmonic bins
+    with pytest.raises(ValueError, match="2 pitches for 1 notes"):
+        harmonic_energy_db(noise, [57, 60], spec)
+
+
 def test_pitch_comb_channels_mark_the_harmonics_of_the_requested_pitch():
     from course_lib.models.gansynth import pitch_comb_channels, row_frequencies
 

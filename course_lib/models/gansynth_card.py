@@ -68,6 +68,28 @@ def evaluate_model(model: torch.nn.Module, gen_per_real: int = 2, seed: int = 12
             "PA (%)": round(r.pa, 1), "PE (nats)": round(r.pe, 3)}
 
 
+def harmonic_energy_db(audio: torch.Tensor, midi: Sequence[int] | torch.Tensor, spec) -> torch.Tensor:
+    """Where a note's energy sits relative to the harmonics of the pitch it should have, in dB per note ``(n,)``.
+
+    ``audio (n, samples)`` is analysed like the GANSynth images of ``spec`` (a
+    :class:`~course_lib.models.gansynth_repr.SpecImageConfig`): power averaged over time, then the energy in
+    bins within one bin width of a harmonic ``k * f0`` (k >= 1) of MIDI ``midi`` against the energy in all other
+    bins. A clean note at its pitch scores well above 0 dB; energy spread with no regard for the pitch scores
+    about ``10 log10(share of harmonic bins / share of the rest)`` (about -3.5 dB at 200 Hz with 31 Hz bins).
+    """
+    from course_lib.models.gansynth_repr import audio_to_image
+
+    power = torch.exp(2 * audio_to_image(torch.as_tensor(audio, dtype=torch.float32), spec)[:, 0]).mean(-1)
+    width = spec.sr / spec.n_fft
+    f = torch.arange(power.shape[1]) * width
+    f0 = 440.0 * 2 ** ((torch.as_tensor(midi, dtype=torch.float32).reshape(-1) - 69) / 12)
+    if f0.shape[0] != power.shape[0]:
+        raise ValueError(f"{f0.shape[0]} pitches for {power.shape[0]} notes")
+    h = f[None, :] / f0[:, None]
+    near = ((h - h.round()).abs() * f0[:, None] < width) & (h.round() >= 1)
+    return 10 * torch.log10((power * near).sum(1) / (power * ~near).sum(1).clamp_min(1e-20))
+
+
 def pyin_pitch_check(model: torch.nn.Module, seed: int = 7, tolerance_cents: float = 50.0) -> dict:
     """One generated note per MIDI pitch of the model (24-84, all in the training notes), measured with pYIN.
 
