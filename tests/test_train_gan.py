@@ -147,3 +147,11 @@ def test_conditional_training_draws_fake_classes_from_the_training_labels(tmp_pa
         gan.train_gan(cfg, data=data, labels=torch.tensor([0, 1]))
     res = gan.train_gan(cfg, data=data, labels=labels)
     assert res.steps_done == 2 and all(math.isfinite(v) for v in res.history[-1].values())
+
+
+def test_resuming_a_folder_trained_with_another_architecture_is_a_clear_error(tmp_path):
+    data = torch.randn(8, 32_000) * 0.1
+    train_gan(get_config("stylegan2", "fast", steps=1, progress=False, out_dir=str(tmp_path)), data=data)
+    other = get_config("stylegan2", "fast", steps=2, progress=False, out_dir=str(tmp_path), arch=dict(z_dim=8))
+    with pytest.raises(ValueError, match=r"checkpoint\.pt: its weights do not fit this Generator .*another configuration"):
+        train_gan(other, data=data)

@@ -62,7 +62,13 @@ def load_checkpoint(path: PathLike, model: nn.Module | None = None, optimizer: t
     if not isinstance(ckpt, dict) or "model" not in ckpt or "step" not in ckpt:
         raise ValueError(f"{path}: not a course checkpoint (expected keys 'model' and 'step')")
     if model is not None:
-        model.load_state_dict(ckpt["model"])
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as err:  # another architecture: say so in one line, naming the file
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            raise ValueError(f"{path}: its weights do not fit this {type(model).__name__} (trained with another "
+                             f"configuration? start afresh or use another folder): "
+                             f"{lines[1] if len(lines) > 1 else lines[0][:200]}") from err
     if optimizer is not None:
         if ckpt.get("optimizer") is None:
             raise ValueError(f"{path}: checkpoint holds no optimizer state to resume from")
