@@ -13,7 +13,6 @@ It exists to measure what a few CPU minutes give (Lesson 07's table and the READ
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Union
 
@@ -22,7 +21,7 @@ from torch import nn
 
 from course_lib.models.pqmf import PQMF
 from course_lib.spectral import multiscale_spectral_distance
-from course_lib.train.loop import TrainHistory, fit
+from course_lib.train.loop import TrainHistory, fit, random_crops, time_budget
 
 Device = Union[str, torch.device, None]
 
@@ -111,17 +110,9 @@ def train_rave_lite(audio: torch.Tensor, steps: int, *, model: RaveLite | None =
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def batch_fn(step: int, g: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(0, notes.shape[0], (batch_size,), generator=g)
-        start = torch.randint(0, notes.shape[-1] - crop + 1, (batch_size,), generator=g)
-        return notes[idx.unsqueeze(1), (start.unsqueeze(1) + torch.arange(crop).unsqueeze(0)).to(notes.device)]
+        return random_crops(notes, batch_size, crop, g)
 
-    began = time.perf_counter()
-
-    def stop(history: TrainHistory) -> bool:
-        if callback is not None:
-            callback(history)
-        return max_seconds is not None and time.perf_counter() - began >= max_seconds
-
+    stop = time_budget(max_seconds, callback)
     hist = fit(model, opt, batch_fn, lambda m, b: m.loss(b), steps, seed=seed, progress=progress,
                desc="RAVE-lite", callback=stop, grad_clip=5.0)
     return model, hist

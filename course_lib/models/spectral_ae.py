@@ -10,7 +10,6 @@ given to this model: it must keep the pitch inside its spectrum).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Union
@@ -21,7 +20,7 @@ from torch import nn
 
 from course_lib import DEFAULT_SR
 from course_lib.spectral import griffin_lim, stft
-from course_lib.train.loop import TrainHistory, fit
+from course_lib.train.loop import TrainHistory, fit, random_crops, time_budget
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -135,18 +134,9 @@ def train_spectral_ae(audio: torch.Tensor, steps: int, *, model: SpectralAutoenc
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def batch_fn(step: int, g: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(0, notes.shape[0], (batch_size,), generator=g)
-        start = torch.randint(0, notes.shape[-1] - crop + 1, (batch_size,), generator=g)
-        cols = start.unsqueeze(1) + torch.arange(crop).unsqueeze(0)
-        return notes[idx.unsqueeze(1).to(dev), cols.to(dev)]
+        return random_crops(notes, batch_size, crop, g)
 
-    began = time.perf_counter()
-
-    def stop(history: TrainHistory) -> bool:
-        if callback is not None:
-            callback(history)
-        return max_seconds is not None and time.perf_counter() - began >= max_seconds
-
+    stop = time_budget(max_seconds, callback)
     hist = fit(model, opt, batch_fn, lambda m, b: m.loss(b), steps, seed=seed, progress=progress,
                desc="spectral AE", callback=stop)
     return model, hist

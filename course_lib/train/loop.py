@@ -112,3 +112,28 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
     model.eval()
     save()
     return history
+
+
+def random_crops(clips: torch.Tensor, batch_size: int, crop: int, g: torch.Generator) -> torch.Tensor:
+    """``batch_size`` random crops ``(batch_size, crop)`` of random rows of ``clips`` ``(N, samples)``, drawn from ``g``
+    (rows first, then start samples), on ``clips``'s device."""
+    idx = torch.randint(0, clips.shape[0], (batch_size,), generator=g)
+    start = torch.randint(0, clips.shape[-1] - crop + 1, (batch_size,), generator=g)
+    cols = start.unsqueeze(1) + torch.arange(crop).unsqueeze(0)
+    return clips[idx.unsqueeze(1).to(clips.device), cols.to(clips.device)]
+
+
+def time_budget(max_seconds: float | None, callback: Callable[["TrainHistory"], Any] | None = None
+                ) -> Callable[["TrainHistory"], bool]:
+    """A :func:`fit` callback that calls ``callback`` and stops once ``max_seconds`` of wall time have passed
+    since it was made (None: never stops)."""
+    import time
+
+    began = time.perf_counter()
+
+    def stop(history: "TrainHistory") -> bool:
+        if callback is not None:
+            callback(history)
+        return max_seconds is not None and time.perf_counter() - began >= max_seconds
+
+    return stop
