@@ -11,7 +11,9 @@ Printed per generator: ``fd`` (Frechet distance of the standardised, PCA-reduced
 closer), ``is`` (exp E KL(p(y|x) || p(y)) of a logistic regression fitted on the train split's
 features and labels; 1 to 11), ``classes`` (how many classes the regression sees among the
 generated loops, out of 11), ``diversity`` (mean pairwise feature distance of the generated loops divided by
-that of the real ones).
+that of the real ones), ``within`` (the same ratio inside each class, averaged over classes: a conditional
+generator's loops of the class they were asked for against the real loops of that class; 1 = as varied as the
+data, unconditional generators print nothing).
 
     python tools/loop_selection_metric.py RUN_DIR/generator_0000750.pt RUN_DIR/generator.pt [--n 200]
 """
@@ -74,6 +76,9 @@ class SelectionMetric:
         self.clf = LogisticRegression(max_iter=2000, C=0.5).fit(self.scaler.transform(f_train), train.labels.numpy())
         self.held_z = self.pca.transform(self.scaler.transform(self.f_held))
         self.held_spread = self._spread(self.held_z)
+        self.held_labels = torch.cat([d.labels for d in held]).numpy()
+        self.held_class_spread = {c: self._spread(self.held_z[self.held_labels == c])
+                                  for c in np.unique(self.held_labels)}
 
     def _audio_features(self, audio: torch.Tensor) -> np.ndarray:
         audio = audio[:, : self.spec.loop_samples].float()
@@ -85,15 +90,23 @@ class SelectionMetric:
         d = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1))
         return float(d.sum() / (len(z) * (len(z) - 1)))
 
-    def score(self, mels: torch.Tensor) -> dict:
+    def score(self, mels: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        """Figures for generated log-mels ``(n, n_mels, frames)``; ``labels`` ``(n,)``: the classes they were asked
+        for (adds ``within``)."""
         f = loop_features(mels, self.frames)
         x = self.scaler.transform(f)
         z = self.pca.transform(x)
         p = self.clf.predict_proba(x)
         py = p.mean(0, keepdims=True)
         kl = (p * (np.log(p + 1e-12) - np.log(py + 1e-12))).sum(1).mean()
-        return {"fd": frechet(z, self.held_z), "is": math.exp(kl),
-                "classes": int(len(np.unique(p.argmax(1)))), "diversity": self._spread(z) / self.held_spread}
+        out = {"fd": frechet(z, self.held_z), "is": math.exp(kl),
+               "classes": int(len(np.unique(p.argmax(1)))), "diversity": self._spread(z) / self.held_spread}
+        if labels is not None:
+            lab = labels.numpy()
+            ratios = [self._spread(z[lab == c]) / self.held_class_spread[c] for c in self.held_class_spread
+                      if (lab == c).sum() > 1]
+            out["within"] = float(np.mean(ratios))
+        return out
 
     def score_real_held_out(self) -> dict:
         """The same figures for the valid+test split against itself (fd is 0 there): the ceiling."""
@@ -116,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.generators:
         g, spec = sg.load_generator(path)
         mels = sg.generate_mels(g, spec, args.n, seed=args.seed)
-        s = metric.score(mels)
+        s = metric.score(mels, sg.balanced_labels(args.n, g.n_classes))
         print(f"{path}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()))
 
 
