@@ -11,9 +11,12 @@ Patches (all voices different, seeded):
 The baseline renders the SAME patches sample by sample in Python/NumPy on a few voices; its
 time is scaled to the full batch, and its output is compared with the library's (max abs diff).
 "x real-time" = seconds of audio produced per second of compute (voices x duration / time).
-torchsynth's stock Voice (2 VCOs + noise, envelopes, LFOs, no filter) is timed beside, if it
-imports, as an outside reference; it is not the same patch.
-Results go to build/bench/synth.json.
+The library's ladder runs a compiled (numba) kernel on the CPU; the same patch through the torch
+reference path (``COURSE_NO_NUMBA=1``: a Python loop over samples, vectorised over voices) is timed
+in the same run. torchsynth's stock Voice (2 VCOs + noise, envelopes, LFOs, no filter) is timed
+beside (installed by ``make bench``: the ``bench`` extra) as an outside reference; it is not the
+same patch. Every time is the median of ``--repeats`` runs (one torch thread by default, like the
+loop); the loop baseline is the median over its voices. Results go to build/bench/synth.json.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import statistics
 import sys
 import time
 import types
@@ -31,10 +36,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from timing import load_note, machine, median_time  # noqa: E402
 
 from course_lib.synth.core import midi_to_hz  # noqa: E402
 from course_lib.synth.envelopes import adsr  # noqa: E402
 from course_lib.synth.fm import fm2  # noqa: E402
+from course_lib.synth import kernels  # noqa: E402
 from course_lib.synth.subtractive import subtractive_voice  # noqa: E402
 
 SR = 16000
@@ -180,18 +189,19 @@ def torchsynth_voice(batch: int, seconds: float):
 # ------------------------------------------------------------------------------------ timing
 
 
-def best_time(fn, repeats: int, device: torch.device) -> float:
-    """Fastest of ``repeats`` calls of ``fn`` in seconds (CUDA synchronised)."""
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def torch_reference(fn):
+    """``fn`` run with the compiled kernels switched off (the torch reference path)."""
+    def run(*args):
+        old = os.environ.get("COURSE_NO_NUMBA")
+        os.environ["COURSE_NO_NUMBA"] = "1"
+        try:
+            return fn(*args)
+        finally:
+            if old is None:
+                del os.environ["COURSE_NO_NUMBA"]
+            else:
+                os.environ["COURSE_NO_NUMBA"] = old
+    return run
 
 
 def main() -> int:
@@ -200,11 +210,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     ap.add_argument("--voices", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per patch (median reported)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, like the loop)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     voices = args.voices or (8 if args.quick else 256)
     seconds = args.seconds or (0.25 if args.quick else 1.0)
-    loop_voices = 1 if args.quick else 3
-    repeats = 1 if args.quick else 3
+    loop_voices = 1 if args.quick else 5
+    repeats = args.repeats or (1 if args.quick else 7)
+    load_before = machine()["load_average"]
 
     gen = torch.Generator().manual_seed(0)
     midi = torch.randint(28, 47, (voices,), generator=gen).float()  # E1..A#2: 41-117 Hz (PolyBLEP path)
@@ -220,37 +234,45 @@ def main() -> int:
                                                    lambda f: loop_subtractive(f, seconds, "lowpass")),
         "FM 2-op (index env, ADSR)": (lambda dev: lib_fm(f0, seconds, dev), lambda f: loop_fm(f, seconds)),
     }
+    patches["subtractive (ladder), torch reference path"] = (
+        torch_reference(patches["subtractive (saw->ladder+env->ADSR)"][0]), patches["subtractive (saw->ladder+env->ADSR)"][1])
     for name, (lib_fn, loop_fn) in patches.items():
-        lib_fn(cpu)  # warm-up
-        t_lib = best_time(lambda: lib_fn(cpu), repeats, cpu)
+        reference = name.endswith("torch reference path")
+        t_lib = median_time(lambda: lib_fn(cpu), 3 if reference and not args.quick else repeats)
         ref = lib_fn(cpu)[:loop_voices].double().numpy()
-        t0 = time.perf_counter()
-        loop_out = np.stack([loop_fn(float(f0[i])) for i in range(loop_voices)])
-        t_loop = (time.perf_counter() - t0) * voices / loop_voices  # scaled to the full batch
+        loop_out, loop_times = [], []
+        for i in range(loop_voices):  # the loop's time per voice: median over its voices
+            t0 = time.perf_counter()
+            loop_out.append(loop_fn(float(f0[i])))
+            loop_times.append(time.perf_counter() - t0)
+        t_loop = statistics.median(loop_times) * voices  # scaled to the full batch
         row = {
             "patch": name, "device": "cpu", "voices": voices, "seconds": seconds,
             "time_s": t_lib, "x_realtime": audio_s / t_lib,
             "loop_time_s_scaled": t_loop, "loop_x_realtime": audio_s / t_loop,
-            "speedup_vs_loop": t_loop / t_lib, "max_abs_diff_vs_loop": float(np.abs(ref - loop_out).max()),
+            "speedup_vs_loop": t_loop / t_lib, "max_abs_diff_vs_loop": float(np.abs(ref - np.stack(loop_out)).max()),
+            "compiled_kernels": kernels.available() and not reference,
         }
         if torch.cuda.is_available():
             gpu = torch.device("cuda")
-            lib_fn(gpu)
-            t_gpu = best_time(lambda: lib_fn(gpu), repeats, gpu)
+            t_gpu = median_time(lambda: lib_fn(gpu), repeats, device=gpu)
             row.update(cuda_time_s=t_gpu, cuda_x_realtime=audio_s / t_gpu, cuda_speedup_vs_cpu=t_lib / t_gpu)
         rows.append(row)
+    by_name = {r["patch"]: r for r in rows}
+    lad, lad_ref = by_name["subtractive (saw->ladder+env->ADSR)"], by_name["subtractive (ladder), torch reference path"]
+    lad["speedup_vs_torch_reference"] = lad_ref["time_s"] / lad["time_s"]
 
     ts = torchsynth_voice(voices, seconds)
     if isinstance(ts, str):
         torchsynth_row = {"status": ts}
     else:
-        ts()  # warm-up
-        t_ts = best_time(lambda: ts(), repeats, cpu)
+        t_ts = median_time(lambda: ts(), repeats)
         torchsynth_row = {"status": "ok", "patch": "torchsynth Voice (2 VCO + noise, no filter)",
                           "time_s": t_ts, "x_realtime": audio_s / t_ts}
 
     print(f"\n{voices} voices x {seconds:g} s at {SR} Hz, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} CPU threads; loop baseline on {loop_voices} voice(s), scaled")
+          f"{torch.get_num_threads()} CPU threads, median of {repeats}; loop baseline: median of "
+          f"{loop_voices} voice(s), scaled; {load_note()}; compiled kernels: {kernels.available()}")
     print(f"{'patch':42s} {'lib s':>8s} {'lib xRT':>9s} {'loop xRT':>9s} {'speedup':>8s} {'max|diff|':>10s}")
     for r in rows:
         print(f"{r['patch']:42s} {r['time_s']:8.3f} {r['x_realtime']:9.1f} {r['loop_x_realtime']:9.2f} "
@@ -258,6 +280,8 @@ def main() -> int:
         if "cuda_time_s" in r:
             print(f"{'  on CUDA':42s} {r['cuda_time_s']:8.3f} {r['cuda_x_realtime']:9.1f} "
                   f"{'':9s} {r['cuda_speedup_vs_cpu']:7.1f}x vs CPU")
+    print(f"ladder patch: {lad['speedup_vs_torch_reference']:.1f}x the torch reference path; goal >= 1,000x real "
+          f"time and >= 50x the loop: {'met' if lad['x_realtime'] >= 1000 and lad['speedup_vs_loop'] >= 50 else 'NOT met'}")
     if torchsynth_row["status"] == "ok":
         print(f"{torchsynth_row['patch']:42s} {torchsynth_row['time_s']:8.3f} {torchsynth_row['x_realtime']:9.1f}")
     else:
@@ -269,7 +293,8 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"sr": SR, "voices": voices, "seconds": seconds, "threads": torch.get_num_threads(),
                                "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-                               "patches": rows, "torchsynth": torchsynth_row}, indent=2))
+                               "repeats": repeats, "loop_voices": loop_voices, "load_average_before": load_before,
+                               "machine": machine(), "patches": rows, "torchsynth": torchsynth_row}, indent=2))
     print(f"wrote {out.relative_to(ROOT)}")
     return 0
 

@@ -11,6 +11,7 @@ from typing import Union
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.synth import kernels
 from course_lib.synth.core import (
     Param,
     as_control,
@@ -76,6 +77,9 @@ def adsr(
     if ((s < 0) | (s > 1)).any():
         raise ValueError(f"sustain must be a level in [0, 1], got {sustain}")
 
+    if samples > 0 and kernels.serves(a, d, s, r, off):
+        env = kernels.adsr_envelope(*(t.reshape(b).numpy() for t in (a, d, s, r, off)), samples, sr)
+        return torch.from_numpy(env)  # bit-equal to the torch path below (tests/test_synth_kernels.py)
     eps = 1e-9
 
     def before_release(t: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from typing import Any, Union
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.synth import kernels
 from course_lib.synth.core import (
     Param,
     as_control,
@@ -212,8 +213,11 @@ def _classic(
     if ((d <= 0) | (d >= 1)).any():
         raise ValueError(f"duty must lie strictly between 0 and 1, got {duty}")
     d = d.reshape(-1, 1).expand(b, 1)
-    ph = phase_from_frequency(freq, sr, samples, _phase_cycles(phase, b, dev))
+    phase0 = _phase_cycles(phase, b, dev)
     amp = _amplitude(amplitude, b, samples, dev)
+    if band_limited and samples > 0 and kind == "saw" and kernels.serves(freq, phase0, amp):
+        return _saw_compiled(freq, phase0, amp, sr, samples)
+    ph = phase_from_frequency(freq, sr, samples, phase0)
     if not band_limited or samples == 0:
         return (amp * _naive(kind, ph, d)).to(torch.float32)
 
@@ -229,6 +233,29 @@ def _classic(
         idx = torch.nonzero(~use_add).flatten()
         dt = freq_full[idx] / sr
         out[idx] = _polyblep_wave(kind, ph[idx], dt, d[idx])
+    return (amp * out).to(torch.float32)
+
+
+def _saw_compiled(freq: torch.Tensor, phase0: torch.Tensor, amp: torch.Tensor, sr: int, samples: int) -> torch.Tensor:
+    """Band-limited saw of :func:`_classic` with the PolyBLEP voices rendered by the numba kernel
+    (phase and correction in one pass, bit-equal to the torch path); additive voices as before."""
+    b = freq.shape[0]
+    n_harm = _harmonic_count(freq, sr)
+    use_add = n_harm <= ADDITIVE_MAX_HARMONICS
+    freq_full = freq.expand(b, freq.shape[1])
+    if not bool(use_add.any()):
+        out = torch.from_numpy(kernels.polyblep_saw(
+            freq_full.to(torch.float32).numpy(), phase0.reshape(b).numpy(), samples, sr))
+        return (amp * out).to(torch.float32)
+    out = torch.empty(b, samples, dtype=torch.float32)
+    idx = torch.nonzero(use_add).flatten()
+    ph = phase_from_frequency(freq_full[idx], sr, samples, phase0[idx])
+    k_max = int(n_harm[idx].max().item())
+    out[idx] = _additive_wave("saw", ph, freq_full[idx], sr, k_max, torch.full((len(idx), 1), 0.5))
+    if bool((~use_add).any()):
+        idx = torch.nonzero(~use_add).flatten()
+        out[idx] = torch.from_numpy(kernels.polyblep_saw(
+            freq_full[idx].to(torch.float32).numpy(), phase0[idx].reshape(-1).numpy(), samples, sr))
     return (amp * out).to(torch.float32)
 
 

@@ -95,7 +95,9 @@ def subtractive_voice(
         if cutoff.shape[1] == 1:
             cutoff = cutoff.reshape(b)  # one fixed filter per voice: the cheap path
     else:
-        cutoff = (base * torch.pow(2.0, amount * env)).clamp(MIN_CUTOFF_HZ, top)
+        cutoff = amount * env  # then in place (no 16 MB temporaries per step for 256 voices x 1 s)
+        torch.pow(2.0, cutoff, out=cutoff)
+        cutoff.mul_(base).clamp_(MIN_CUTOFF_HZ, top)
     if filter == "ladder":
         y = ladder(src, cutoff, resonance, sr)
     else:
