@@ -29,7 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_lib.models.gansynth import GANSynth, get_preset  # noqa: E402
+from course_lib.models.gansynth import GANSynth  # noqa: E402
+from course_lib.train.gansynth import get_preset  # noqa: E402
 from course_lib.models.wavenet import WaveNet, WaveNetConfig, generate, load_wavenet  # noqa: E402
 from course_lib.train.device import pick_device  # noqa: E402
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib.models.gansynth import (GANSynth, GANSynthConfig, GANSynthTrainer, EqualizedConv2d,
-                                        EqualizedLinear, TrainConfig, build, critic_separation, get_preset,
-                                        load_gansynth, minibatch_stddev, pixel_norm, resize_real)
+from course_lib.models.gansynth import GANSynth, GANSynthConfig, load_gansynth, resize_real
+from course_lib.models.layers import EqualizedConv2d, EqualizedLinear, minibatch_stddev, pixel_norm
 from course_lib.models.gansynth_repr import (ImageNormalizer, SpecImageConfig, audio_to_image, config_for_duration,
                                              image_to_audio, paper_config, round_trip_quality)
 from course_lib.synth.analysis import peak_frequency
 from course_lib.synth.core import midi_to_hz
 from course_lib.synth.oscillators import sawtooth, sine
 from course_lib.synth.physical import karplus_strong
+from course_lib.train.gansynth import GANSynthTrainer, TrainConfig, build, critic_separation, get_preset
 
 SR = 16_000
 
@@ -191,7 +191,7 @@ def test_conditional_critic_scores_the_label_and_the_unconditional_one_ignores_i
 
 
 def test_pitch_path_curve_is_the_windowed_mean_and_logged_in_training():
-    from course_lib.models.gansynth import pitch_path_curve
+    from course_lib.train.gansynth import pitch_path_curve
 
     hist = [{"step": i, "stage": i // 4, "d_pitch_acc": i / 10, "d_pitch_acc_fake": 0.5, "d_aux": 1.0, "g_aux": 2.0}
             for i in range(10)]
@@ -212,7 +212,7 @@ def test_pitch_path_curve_is_the_windowed_mean_and_logged_in_training():
 
 
 def test_harmonic_energy_is_high_at_the_notes_pitch_and_low_elsewhere():
-    from course_lib.models.gansynth_card import harmonic_energy_db
+    from course_lib.metrics.gansynth_card import harmonic_energy_db
 
     spec = get_preset("lecture").spec("if", high_res=True)  # 31.25 Hz bins
     tone = sawtooth(torch.tensor([midi_to_hz(57)]), 0.5, SR) * 0.5  # 220 Hz, all harmonics
@@ -331,7 +331,7 @@ def test_progressive_schedule_and_ns_r1_loss():
 
 @pytest.mark.parametrize("loss", ["wgan-gp", "ns-r1"])
 def test_critic_pitch_head_learns_from_fakes_only_with_aux_on_fake(loss):
-    from course_lib.models.gansynth import discriminator_loss
+    from course_lib.train.gansynth_losses import discriminator_loss
 
     stats, losses = {}, {}
     for on in (True, False):
@@ -408,7 +408,7 @@ def test_resume_continues_exactly_and_generator_only_files_are_smaller(tmp_path)
 
 
 def test_training_notes_keep_the_gansynth_pitch_range_and_splits():
-    from course_lib.models.gansynth import training_notes
+    from course_lib.train.gansynth import training_notes
 
     audio, pitches, examples = training_notes(0.1, "all", pitch_step=7)
     assert audio.shape == (len(examples), 1600) and pitches.shape == (len(examples),)
@@ -428,8 +428,9 @@ def test_shipped_checkpoints_match_their_cards_and_if_beats_phase():
     import hashlib
     import json
 
-    from course_lib.models.gansynth import ASSETS, training_notes
-    from course_lib.models.gansynth_card import evaluate_checkpoint, notes_hash
+    from course_lib.models.gansynth import ASSETS
+    from course_lib.train.gansynth import training_notes
+    from course_lib.metrics.gansynth_card import evaluate_checkpoint, notes_hash
 
     paths = {kind: Path(ASSETS) / f"gansynth_{kind}.pt" for kind in ("if", "phase")}
     if not all(p.is_file() for p in paths.values()):

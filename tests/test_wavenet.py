@@ -15,7 +15,7 @@ from course_lib.models.wavenet import (AutoencoderConfig, WaveNet, WaveNetAutoen
                                        receptive_field_by_gradient,
                                        silence_class, upsample_local)
 from course_lib.models.wavenet_presets import WAVENET_PRESETS, TrainPreset
-from course_lib.models.wavenet_train import random_crops, sine_note_data, train_wavenet
+from course_lib.train.wavenet import random_crops, sine_note_data, train_wavenet
 from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = dict(residual_channels=8, gate_channels=8, skip_channels=16)
@@ -278,7 +278,7 @@ def test_autoencoder_learns_to_reconstruct_better_than_unconditioned(tmp_path):
 @pytest.mark.parametrize("name", ["pitch", "autoencoder"])
 def test_shipped_checkpoint_matches_its_data_card(name):
     from course_lib.models.wavenet import PRETRAINED, load_pretrained
-    from course_lib.models.wavenet_train import LESSON_DATA, synthetic_note_data, wavenet_crop_loss
+    from course_lib.train.wavenet import LESSON_DATA, synthetic_note_data, wavenet_crop_loss
 
     pre = load_pretrained(name)
     if pre is None:

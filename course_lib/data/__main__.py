@@ -17,6 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+from course_lib.data.card import card_markdown, describe_loops, describe_nsynth
+from course_lib.data.presets import get_preset
+from course_lib.data.synthetic_loops import generate_loops, write_loop_folder
+from course_lib.data.synthetic_notes import write_synthetic_nsynth
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the sub-command; returns the exit status."""
@@ -41,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     if args.command == "describe":
-        from course_lib.data.card import card_markdown, describe_loops, describe_nsynth
-
         name = f"{args.kind}-{args.preset}" if args.root is None else f"{args.kind}-{Path(args.root).name}"
         out = Path(args.out) / name
         if args.kind == "loops":
@@ -53,15 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"written to {out}/ in {time.perf_counter() - start:.1f} s")
     else:
         if args.kind == "loops":
-            from course_lib.data.synthetic_loops import generate_loops, write_loop_folder
-            from course_lib.data.presets import get_preset
-
             audio, labels, names = generate_loops(get_preset(args.preset).loops_per_class, seed=args.seed,
                                                   backend=args.backend, progress=True)
             path = write_loop_folder(args.out, audio, labels.tolist(), names)
         else:
-            from course_lib.data.synthetic_notes import write_synthetic_nsynth
-
             path = write_synthetic_nsynth(args.out, args.preset, args.seed, progress=True)
         print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return 0

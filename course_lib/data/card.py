@@ -24,8 +24,11 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from course_lib import plot
 from course_lib.audio import rms_db
 from course_lib.data.config import COURSE_MEL
+from course_lib.data.datasets import LoopDataset, NSynthDataset
+from course_lib.data.nsynth import FAMILIES
 
 PathLike = Union[str, Path]
 DUPLICATE_DB: float = 3.0  # RMS log-mel difference (dB) below which two clips count as near-duplicates
@@ -163,7 +166,6 @@ def save_figures(card: dict, audio: torch.Tensor, labels: torch.Tensor, class_na
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from course_lib import plot
 
     out.mkdir(parents=True, exist_ok=True)
     firsts = [int(torch.nonzero(labels == i)[0]) for i in range(len(class_names)) if bool((labels == i).any())]
@@ -208,8 +210,6 @@ def write_card(card: dict, out: PathLike, audio: torch.Tensor | None = None, lab
 def describe_loops(preset: str = "fast", seed: int = 0, backend: str = "dsp", root: PathLike | None = None,
                    out: PathLike | None = None, figures: bool = True, n_kits: int | None = None) -> dict:
     """Card of the synthetic loop set (or of a real loop folder ``root``); written to ``out`` if given."""
-    from course_lib.data.datasets import LoopDataset
-
     ds = LoopDataset(split="all", preset=preset, seed=seed, backend=backend, root=root, precompute_mel=True,
                      n_kits=n_kits)
     extra = {"report": ds.report.summary()} if root is not None else {}
@@ -222,9 +222,6 @@ def describe_loops(preset: str = "fast", seed: int = 0, backend: str = "dsp", ro
 def describe_nsynth(preset: str = "fast", seed: int = 0, root: PathLike | None = None, out: PathLike | None = None,
                     figures: bool = True) -> dict:
     """Card of the synthetic mini-NSynth (or of a real NSynth folder ``root``), labelled by family."""
-    from course_lib.data.datasets import NSynthDataset
-    from course_lib.data.nsynth import FAMILIES
-
     ds = NSynthDataset(split="all", preset=preset, seed=seed, root=root, precompute_mel=True)
     sources: dict[str, int] = {}
     for e in ds.examples:

@@ -21,8 +21,11 @@ from torch.utils.data import Dataset
 
 from course_lib import DEFAULT_SR
 from course_lib.data.config import (COURSE_MEL, GENERATOR_VERSION, cache_root, config_hash, stable_unit)
+from course_lib.data.loop_folder import load_loop_folder
 from course_lib.data.nsynth import NSynthExample, load_nsynth, write_nsynth
 from course_lib.data.presets import DataPreset, get_preset
+from course_lib.data import synthetic_loops, synthetic_notes  # called through the module: tests replace them
+from course_lib.data.synthetic_loops import DEFAULT_N_KITS, LOOP_CLASSES
 from course_lib.spectral import MelConfig, log_mel
 
 PathLike = Union[str, Path]
@@ -98,8 +101,6 @@ class LoopDataset(_ClipDataset):
         _check_split(split)
         self.sr, self.mel_config, self.split = int(sr), mel, split
         if root is not None:
-            from course_lib.data.loop_folder import load_loop_folder
-
             audio, records, self.report = load_loop_folder(root, sr=sr, label_from="metadata")
             names = [r.label if r.label is not None else r.path.parent.name for r in records]
             self.class_names = sorted(set(names))
@@ -107,8 +108,6 @@ class LoopDataset(_ClipDataset):
             keys = [str(r.path.relative_to(Path(root))) for r in records]
             self.config = {"root": str(Path(root).resolve()), "sr": sr}
         else:
-            from course_lib.data.synthetic_loops import DEFAULT_N_KITS, LOOP_CLASSES, generate_loops
-
             p = get_preset(preset)
             cls = list(classes) if classes is not None else list(LOOP_CLASSES)
             kits = DEFAULT_N_KITS if n_kits is None else int(n_kits)
@@ -119,7 +118,7 @@ class LoopDataset(_ClipDataset):
                 blob = torch.load(path, weights_only=True)
                 audio, labels, self.class_names = blob["audio"], blob["labels"], list(blob["class_names"])
             else:
-                audio, labels, self.class_names = generate_loops(
+                audio, labels, self.class_names = synthetic_loops.generate_loops(
                     p.loops_per_class, sr=sr, seed=seed, backend=backend, classes=cls, n_kits=kits, device=device,
                     progress=progress)
                 audio = audio.cpu()
@@ -166,13 +165,11 @@ class NSynthDataset(_ClipDataset):
         if root is not None:
             self.folder = Path(root)
         else:
-            from course_lib.data.synthetic_notes import generate_notes
-
             p = get_preset(preset)
             cfg = {"kind": "nsynth", "preset": p.to_dict(), "seed": seed, "version": GENERATOR_VERSION}
             self.folder = cache_root() / f"nsynth-{config_hash(cfg)}"
             if not (cache and (self.folder / "examples.json").is_file()):
-                audio, examples = generate_notes(p, seed=seed, device=device, progress=progress)
+                audio, examples = synthetic_notes.generate_notes(p, seed=seed, device=device, progress=progress)
                 target = self.folder if cache else Path(tempfile.mkdtemp(prefix="nsynth-"))
                 _atomic_write_nsynth(target, audio.cpu(), examples)
                 self.folder = target

@@ -28,6 +28,7 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.audio import resample
 from course_lib.data.config import BEATS_PER_BAR, LOOP_BPM
+from course_lib.tsm import time_stretch
 
 PathLike = Union[str, Path]
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
@@ -177,8 +178,6 @@ def load_loop_folder(folder: PathLike, sr: int = DEFAULT_SR, target_bpm: float =
         FileNotFoundError: the folder (or the given metadata file) does not exist.
         ValueError: the folder holds no audio file, or no file could be loaded (the report is in the message).
     """
-    from course_lib.tsm import time_stretch
-
     folder = Path(folder)
     if max_rate < 1.0:
         raise ValueError(f"max_rate must be >= 1, got {max_rate}")

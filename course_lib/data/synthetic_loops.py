@@ -35,8 +35,15 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.data.config import LOOP_SECONDS, derive_seed
 from course_lib.data.loop_folder import write_loop_folder
-from course_lib.data.voices import exp_adsr, filter_sweep
 from course_lib.data.patterns import DRUM_STYLES, GM_DRUMS, PITCHED_ROLES, LoopInfo, loop_midi
+from course_lib.data.voices import exp_adsr, filter_sweep
+from course_lib.synth import drums
+from course_lib.synth.core import midi_to_hz
+from course_lib.synth.drums import DrumKit
+from course_lib.synth.filters import biquad
+from course_lib.synth.fm import fm2
+from course_lib.synth.midi import render_midi
+from course_lib.synth.wavetable import basic_tables, wavetable_osc
 
 Device = Union[str, torch.device, None]
 
@@ -79,8 +86,6 @@ class _HitBank:
     """Drum hits of a pool of random kits, rendered on first use and cached: ``hit(kit, gm_key, soft)``."""
 
     def __init__(self, kit_seeds: Sequence[int], sr: int) -> None:
-        from course_lib.synth.drums import DrumKit
-
         self.kit_seeds = [int(s) for s in kit_seeds]
         self.kits = [DrumKit.random(s) for s in self.kit_seeds]
         self.sr = sr
@@ -102,8 +107,6 @@ class _HitBank:
         return _HIT_CACHE[key]
 
     def _render(self, kit: int, gm_key: int) -> np.ndarray:
-        from course_lib.synth import drums
-
         k = self.kits[kit]
         sr = self.sr
         if gm_key in _GM_TO_KIT:
@@ -195,10 +198,6 @@ def _render_notes(kind: str, pitch: torch.Tensor, velocity: torch.Tensor, dur: t
     band-limited wavetable oscillator (sine..square morph) through two low-pass biquads, bright
     and dark, cross-faded by an exponential filter envelope. Then an exponential ADSR and velocity.
     """
-    from course_lib.synth.core import midi_to_hz
-    from course_lib.synth.fm import fm2
-    from course_lib.synth.wavetable import basic_tables, wavetable_osc
-
     dev = pitch.device
     f0 = midi_to_hz(pitch.to(torch.float32)).clamp(max=0.24 * sr)
     samples = int(round(seconds * sr))
@@ -270,8 +269,6 @@ def render_loops(midis: Sequence[pretty_midi.PrettyMIDI], sr: int = DEFAULT_SR, 
         out = out.to(dev)
     # loop-level tone and level
     cut = torch.tensor([r.uniform(0.25, 0.45) * sr for r in rngs], device=dev)
-    from course_lib.synth.filters import biquad
-
     toned = biquad(out, "lowpass", cut, 0.707, sr)
     amount = torch.tensor([r.uniform(0.0, 1.0) for r in rngs], device=dev)[:, None]
     out = (1 - amount) * out + amount * toned
@@ -306,10 +303,6 @@ def _render_pitched(buf: np.ndarray, kind: str, items: list, sr: int, dev: torch
 
 
 def _render_fluidsynth(pm: pretty_midi.PrettyMIDI, sr: int, T: int) -> torch.Tensor:
-    try:
-        from course_lib.synth.midi import render_midi
-    except ImportError as exc:  # pragma: no cover - depends on the synth package
-        raise ValueError("backend='fluidsynth' needs course_lib.synth.midi.render_midi") from exc
     y = torch.as_tensor(render_midi(pm, sr, backend="fluidsynth"), dtype=torch.float32).reshape(-1).cpu()
     buf = np.zeros(T, dtype=np.float32)
     _add_wrapped(buf, y.numpy(), 0)

@@ -34,6 +34,13 @@ from course_lib.data.config import NSYNTH_SR, derive_seed
 from course_lib.data.nsynth import FAMILIES, SOURCES, NSynthExample, write_nsynth
 from course_lib.data.presets import DataPreset, get_preset
 from course_lib.data.voices import exp_adsr, filter_sweep
+from course_lib.synth.core import midi_to_hz
+from course_lib.synth.filters import biquad
+from course_lib.synth.fm import fm2
+from course_lib.synth.formant import vowel
+from course_lib.synth.oscillators import noise
+from course_lib.synth.physical import karplus_strong
+from course_lib.synth.wavetable import basic_tables, wavetable_from_harmonics, wavetable_osc
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -206,8 +213,6 @@ def render_notes(instrument: Instrument, pitches: Sequence[int] | torch.Tensor, 
         raise ValueError(f"{instrument.name} plays MIDI pitches {lo}..{hi}, got {pitch.min():.0f}..{pitch.max():.0f}")
     if vel_i.numel() and (float(vel_i.min()) < 1 or float(vel_i.max()) > 127):
         raise ValueError("velocities must be MIDI velocities in 1..127")
-    from course_lib.synth.core import midi_to_hz
-
     b = pitch.shape[0]
     samples = int(round(note_length * sr))
     p = instrument.params
@@ -223,46 +228,33 @@ def render_notes(instrument: Instrument, pitches: Sequence[int] | torch.Tensor, 
         f0_traj = f0[:, None] * torch.pow(2.0, depth * torch.sin(2 * math.pi * p["vibrato_hz"] * t))
     eng = instrument.engine
     if eng == "pluck":
-        from course_lib.synth.physical import karplus_strong
-
         bright = (0.25 + 0.5 * p["brightness"]) * (0.6 + 0.4 * vel)
         y = karplus_strong(f0, note_length, sr, t60=p["t60"] * ones, brightness=bright.clamp(0, 1), amplitude=1.0,
                            seed=seed, device=dev)
         if p["drive"] > 0:
             y = torch.tanh(p["drive"] * y * (0.5 + vel[:, None])) / math.tanh(p["drive"])
     elif eng == "fm":
-        from course_lib.synth.fm import fm2
-
         tau = p["index_decay"]
         ienv = torch.exp(-t / tau) if tau > 0 else 1.0 - torch.exp(t / tau)  # decaying (EP, mallet) or swelling (brass)
         ienv = ienv.expand(b, samples)
         y = fm2(f0_traj if f0_traj.shape[1] > 1 else f0, p["ratio"], p["index"] * (0.3 + 0.7 * vel), note_length, sr,
                 index_envelope=ienv, device=dev)
     elif eng == "wavetable":
-        from course_lib.synth.oscillators import noise
-        from course_lib.synth.wavetable import wavetable_from_harmonics, wavetable_osc
-
         table = wavetable_from_harmonics(torch.tensor(p["harmonics"]), 1024).to(dev)
         y = wavetable_osc(table, f0_traj.expand(b, samples) if f0_traj.shape[1] > 1 else f0, note_length, sr,
                           device=dev)
         cut = (f0 * (2.0 + 10.0 * p["brightness"]) * (0.4 + 0.6 * vel)).clamp(200.0, 0.45 * sr)
         y = filter_sweep(y, sr, cut, cut * 1.5, 0.707 * ones, 0.2 * ones)
         if p["breath"] > 0:
-            from course_lib.synth.filters import biquad
-
             n = noise(note_length, sr, batch=b, seed=seed, device=dev)
             n = biquad(n, "bandpass", (2.5 * f0).clamp(300.0, 0.4 * sr), 1.5 * ones, sr)
             y = y + p["breath"] * 4.0 * n
     elif eng == "subtractive":
-        from course_lib.synth.wavetable import basic_tables, wavetable_osc
-
         y = wavetable_osc(basic_tables(1024).to(dev), f0_traj.expand(b, samples) if f0_traj.shape[1] > 1 else f0,
                           note_length, sr, position=p["morph"], device=dev)
         y = filter_sweep(y, sr, p["cut_lo"] * ones, p["cut_hi"] * (0.4 + 0.6 * vel), p["q"] * ones,
                          p["f_decay"] * ones)
     elif eng == "vowel":
-        from course_lib.synth.formant import vowel
-
         y = vowel(f0, p["vowel"], note_length, sr, vibrato_cents=p["vibrato_cents"], vibrato_hz=p["vibrato_hz"],
                   amplitude=1.0, fade=0.005, device=dev)
         y = y * (0.5 + 0.5 * vel[:, None])  # extra velocity gain: the vowel voice is peak-normalised

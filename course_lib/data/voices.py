@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from course_lib.synth.filters import biquad
+
 
 def exp_adsr(samples: int, sr: int, attack: torch.Tensor, decay: torch.Tensor, sustain: torch.Tensor,
              release: torch.Tensor, note_off: torch.Tensor) -> torch.Tensor:
@@ -33,8 +35,6 @@ def filter_sweep(x: torch.Tensor, sr: int, cut_lo: torch.Tensor, cut_hi: torch.T
                  f_decay: torch.Tensor) -> torch.Tensor:
     """Low-pass ``x`` ``(batch, samples)``: bright (``cut_hi`` Hz) at the onset, fading to dark (``cut_lo`` Hz)
     with time constant ``f_decay`` s; all parameters ``(batch,)``."""
-    from course_lib.synth.filters import biquad
-
     hi = cut_hi.clamp(40.0, 0.45 * sr)
     lo = torch.minimum(cut_lo.clamp(30.0, 0.45 * sr), hi)
     t = torch.arange(x.shape[-1], device=x.device, dtype=torch.float32)[None, :] / sr

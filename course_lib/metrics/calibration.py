@@ -20,7 +20,10 @@ from typing import Sequence
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.data.datasets import LoopDataset
 from course_lib.metrics.evaluate import EvaluationResult, ReferenceSet, _embed_and_proba, evaluate
+from course_lib.models.classifiers import load_loop_classifier
+from course_lib.runtime.device import pick_device
 
 
 @dataclass
@@ -73,9 +76,6 @@ def calibration_table(real: torch.Tensor, sr: int = DEFAULT_SR, classifier: torc
     the "real" condition. ``is_splits`` defaults to one split per 100 clips (1 to 10): IS of a
     split cannot exceed its number of clips. Other arguments as in :func:`course_lib.metrics.evaluate.evaluate`.
     """
-    from course_lib.models.classifiers import load_loop_classifier
-    from course_lib.train.device import pick_device
-
     if real.ndim != 2 or real.shape[0] < 8:
         raise ValueError(f"need real clips (n >= 8, samples), got shape {tuple(real.shape)}")
     dev = pick_device(device)
@@ -101,9 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--classifier", type=Path, default=None, help="classifier checkpoint (default: shipped)")
     ap.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
     args = ap.parse_args(argv)
-    from course_lib.data.datasets import LoopDataset
-    from course_lib.models.classifiers import load_loop_classifier
-
     ds = LoopDataset(split="all", preset=args.preset, seed=args.seed, precompute_mel=False)
     table = calibration_table(ds.audio, ds.sr, classifier=load_loop_classifier(args.classifier), seed=0)
     print(table)

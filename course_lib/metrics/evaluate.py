@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.audio import load
 from course_lib.metrics.embeddings import Embedder, _check_audio, embed_audio
 from course_lib.metrics.fad import fad_bootstrap, fad_infinity
 from course_lib.metrics.frechet import GaussianStats, gaussian_stats
@@ -29,6 +30,8 @@ from course_lib.metrics.inception_score import inception_score
 from course_lib.metrics.ndb import NDBBins
 from course_lib.metrics.pitch import pitch_accuracy, pitch_entropy
 from course_lib.metrics.prdc import prdc
+from course_lib.models.classifiers import load_loop_classifier, load_pitch_classifier
+from course_lib.runtime.device import pick_device
 
 PathLike = Union[str, Path]
 AudioSource = Union[torch.Tensor, np.ndarray, PathLike]
@@ -39,8 +42,6 @@ def load_clips(folder: PathLike, sr: int = DEFAULT_SR, length: int | None = None
 
     Clips are cut or zero-padded to ``length`` samples (default: the longest clip).
     """
-    from course_lib.audio import load
-
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: no such folder of clips")
@@ -154,8 +155,6 @@ class ReferenceSet:
 def build_reference(audio: AudioSource, embedder: Embedder | None = None, sr: int = DEFAULT_SR,
                     batch_size: int = 64, device: torch.device | str | None = None) -> ReferenceSet:
     """Embed real clips ``(n, samples)`` (or a folder) once; default embedder: the shipped loop classifier."""
-    from course_lib.models.classifiers import load_loop_classifier
-
     model = embedder if embedder is not None else load_loop_classifier()
     x = _as_audio(audio, sr)
     emb = embed_audio(x, model, sr, batch_size, device)
@@ -235,9 +234,6 @@ def evaluate(generated: AudioSource, reference: ReferenceSet | AudioSource, sr: 
             PA / PE come from ``pitch_classifier`` (default: the shipped pitch classifier).
         device: where the networks run; seed: k-means / bootstrap / FAD-inf randomness.
     """
-    from course_lib.models.classifiers import load_loop_classifier, load_pitch_classifier
-    from course_lib.train.device import pick_device
-
     t0 = time.perf_counter()
     dev = pick_device(device)
     clf = classifier if classifier is not None else load_loop_classifier(device=dev)

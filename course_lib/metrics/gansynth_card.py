@@ -1,9 +1,11 @@
 """Data cards of Lesson 04's shipped GANSynth checkpoints: evaluate a checkpoint and write ``.json`` + ``.md``.
 
-    python -m course_lib.models.gansynth_card course_lib/assets/gansynth_if.pt course_lib/assets/gansynth_phase.pt
+    python -m course_lib.metrics.gansynth_card course_lib/assets/gansynth_if.pt course_lib/assets/gansynth_phase.pt
+
+(``python -m course_lib.models.gansynth_card``, the old path the cards name, runs the same.)
 
 The evaluation is the lesson's table: ``gen_per_real`` generated notes for every held-out note's
-pitch (the ``test`` + ``valid`` splits of :func:`course_lib.models.gansynth.training_notes`), scored
+pitch (the ``test`` + ``valid`` splits of :func:`course_lib.train.gansynth.training_notes`), scored
 against the real training notes with the shipped pitch classifier (PA, PE, IS, NDB/K and a Fréchet
 distance on its features, every figure on the whole set). A hand-written ``## Limitations`` section
 already in the ``.md`` card is kept.
@@ -14,11 +16,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import platform
 from pathlib import Path
 from typing import Sequence, Union
 
 import torch
+
+from course_lib.metrics.evaluate import build_reference, evaluate
+from course_lib.models.classifiers import load_pitch_classifier
+from course_lib.models.gansynth import load_gansynth
+from course_lib.models.gansynth_repr import audio_to_image
+from course_lib.models.wavenet_eval import median_f0
+from course_lib.runtime.checkpoint import load_checkpoint
+from course_lib.runtime.device import set_threads
+from course_lib.train.gansynth import pitch_path_curve, training_notes
 
 PathLike = Union[str, Path]
 
@@ -40,18 +52,12 @@ def notes_hash(audio: torch.Tensor, pitches: torch.Tensor) -> str:
 def evaluate_checkpoint(path: PathLike, gen_per_real: int = 2, seed: int = 123,
                         device: torch.device | str | None = None) -> dict:
     """The lesson-04 evaluation of the checkpoint at ``path``: a dict of metrics and clip counts."""
-    from course_lib.models.gansynth import load_gansynth
-
     return evaluate_model(load_gansynth(path, device), gen_per_real, seed, device)
 
 
 def evaluate_model(model: torch.nn.Module, gen_per_real: int = 2, seed: int = 123,
                    device: torch.device | str | None = None) -> dict:
     """The lesson-04 evaluation of a loaded :class:`~course_lib.models.gansynth.GANSynth` (see :func:`evaluate_checkpoint`)."""
-    from course_lib.metrics.evaluate import build_reference, evaluate
-    from course_lib.models.classifiers import load_pitch_classifier
-    from course_lib.models.gansynth import training_notes
-
     duration = model.spec.samples / model.sr
     train_audio, _, _ = training_notes(round(duration, 2), "train")
     held = [training_notes(round(duration, 2), s) for s in ("test", "valid")]
@@ -77,8 +83,6 @@ def harmonic_energy_db(audio: torch.Tensor, midi: Sequence[int] | torch.Tensor, 
     bins. A clean note at its pitch scores well above 0 dB; energy spread with no regard for the pitch scores
     about ``10 log10(share of harmonic bins / share of the rest)`` (about -3.5 dB at 200 Hz with 31 Hz bins).
     """
-    from course_lib.models.gansynth_repr import audio_to_image
-
     power = torch.exp(2 * audio_to_image(torch.as_tensor(audio, dtype=torch.float32), spec)[:, 0]).mean(-1)
     width = spec.sr / spec.n_fft
     f = torch.arange(power.shape[1]) * width
@@ -97,10 +101,6 @@ def pyin_pitch_check(model: torch.nn.Module, seed: int = 7, tolerance_cents: flo
     frames (:func:`course_lib.models.wavenet_eval.median_f0`, fmin 30 Hz) against the requested pitch.
     Returns a JSON-able dict: notes, how many within ``tolerance_cents``, how many unvoiced.
     """
-    import math
-
-    from course_lib.models.wavenet_eval import median_f0
-
     midi = list(model.pitches)
     audio = model.generate(midi, seed=seed)
     within = unvoiced = 0
@@ -126,8 +126,6 @@ def _history_summary(ckpt: dict, last: int = 200) -> dict:
 
 def _training_curve(ckpt: dict, every: int = 1000) -> list[dict]:
     """The pitch-path statistics every ``every`` steps (:func:`course_lib.models.gansynth.pitch_path_curve`)."""
-    from course_lib.models.gansynth import pitch_path_curve
-
     steps = ckpt.get("history", {}).get("steps", [])
     return pitch_path_curve(steps, every) if steps else []
 
@@ -137,9 +135,6 @@ def build_card(path: PathLike, evaluation: dict, model: torch.nn.Module | None =
 
     ``model``: the checkpoint already loaded with ``load_gansynth`` (loaded here when None).
     """
-    from course_lib.models.gansynth import load_gansynth, training_notes
-    from course_lib.train.checkpoint import load_checkpoint
-
     path = Path(path)
     raw = path.read_bytes()
     ckpt = load_checkpoint(path)
@@ -221,8 +216,6 @@ def write_card(path: PathLike, gen_per_real: int = 2, device: torch.device | str
         old = md_path.read_text(encoding="utf-8")
         if LIMITATIONS_HEADING in old:
             limitations = old[old.index(LIMITATIONS_HEADING):]
-    from course_lib.models.gansynth import load_gansynth
-
     model = load_gansynth(path, device)
     card = build_card(path, evaluate_model(model, gen_per_real, device=device), model)
     json_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
@@ -237,8 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--gen-per-real", type=int, default=2, help="generated notes per held-out note")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
-    from course_lib.train.device import set_threads
-
     set_threads(args.threads)
     for p in args.checkpoints:
         j, m = write_card(p, args.gen_per_real)

@@ -32,9 +32,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_lib.data.datasets import LoopDataset, NSynthDataset
+from course_lib.data.presets import get_preset
 from course_lib.models.classifiers import (PitchClassifier, PitchConfig, ShortChunkCNN, ShortChunkConfig,
                                            save_classifier)
-from course_lib.train.device import pick_device, seed_everything
+from course_lib.runtime.device import pick_device, seed_everything
 
 PITCH_MIN, PITCH_MAX = 21, 108  # the course's NSynth pitch range (piano keys)
 
@@ -94,16 +96,11 @@ def load_task_data(task: str, data: dict, split: str, seed: int | None = None) -
     splits = ["valid", "test"] if split == "heldout" else [split]
     parts = []
     if task == "loops":
-        from course_lib.data.datasets import LoopDataset
-
         for s in splits:
             ds = LoopDataset(split=s, preset=data["preset"], seed=seed, precompute_mel=False)
             parts.append((ds.audio, ds.labels))
         names, config = list(ds.class_names), dict(ds.config)
     elif task == "pitch":
-        from course_lib.data.datasets import NSynthDataset
-        from course_lib.data.presets import get_preset
-
         preset = get_preset("fast").with_(name="pitch", **{k: tuple(v) if isinstance(v, list) else v
                                                           for k, v in data["notes"].items()})
         for s in splits:

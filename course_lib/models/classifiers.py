@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_lib import DEFAULT_SR
+from course_lib.runtime.checkpoint import atomic_save
 from course_lib.spectral import MelConfig, log_mel, stft
 
 PathLike = Union[str, Path]
@@ -234,14 +235,11 @@ def build_classifier(kind: str, config: dict) -> nn.Module:
 
 
 def save_classifier(model: ShortChunkCNN | PitchClassifier, path: PathLike, meta: dict | None = None) -> Path:
-    """Write ``{"kind", "config", "state_dict", "meta"}`` to ``path`` (float32 tensors on CPU)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``{"kind", "config", "state_dict", "meta"}`` to ``path`` atomically (float32 tensors on CPU)."""
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
     plain = lambda obj: json.loads(json.dumps(obj, default=str))  # noqa: E731  (weights-only loadable)
-    torch.save({"kind": model.kind, "config": plain(asdict(model.config)), "state_dict": state,
-                "meta": plain(meta or {})}, path)
-    return path
+    return atomic_save({"kind": model.kind, "config": plain(asdict(model.config)), "state_dict": state,
+                        "meta": plain(meta or {})}, path)
 
 
 def load_classifier(path: PathLike, device: torch.device | str | None = None) -> nn.Module:

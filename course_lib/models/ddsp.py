@@ -34,10 +34,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import DEFAULT_SR
+from course_lib.audio import resample
 from course_lib.models.ddsp_features import Features, extract_features, frame_count
+from course_lib.runtime.checkpoint import load_checkpoint
 from course_lib.spectral import MULTISCALE_FFT_SIZES, multiscale_spectral_distance
 from course_lib.synth.additive import harmonic_synth
 from course_lib.synth.filters import filtered_noise
+
+REBUILD_COMMAND = ("python -m course_lib.models.ddsp_train --preset full --threads 1 --no-resume "
+                   "--out course_lib/assets/ddsp_organ.pt")
+"""The command that trains the shipped DDSP (its card, ``course_lib/assets/ddsp_organ.md``, gives the full recipe)."""
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -261,11 +267,9 @@ def model_config_dict(model: DDSP) -> dict:
 def load_ddsp(path: PathLike, device: Device = None) -> tuple[DDSP, dict]:
     """Load a DDSP checkpoint -> (model in eval mode, the checkpoint dict).
 
-    Raises FileNotFoundError for a missing file, ValueError if it holds no DDSP config.
+    Raises FileNotFoundError for a missing file (naming :data:`REBUILD_COMMAND`), ValueError if it holds no DDSP config.
     """
-    from course_lib.train.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, rebuild=REBUILD_COMMAND)
     cfg = ckpt.get("config", {}).get("model")
     if not isinstance(cfg, dict) or cfg.get("kind") != "ddsp":
         raise ValueError(f"{path}: checkpoint has no config['model'] describing a DDSP model")
@@ -351,8 +355,6 @@ def resynthesize(audio: torch.Tensor, sr: int, checkpoint: PathLike | DDSP | Non
         ValueError: not a float tensor, multichannel, an unsupported rate, silence, or no pitched frame.
         FileNotFoundError: no such checkpoint (or the shipped one is not installed).
     """
-    from course_lib.audio import resample
-
     x = _check_transfer_input(audio, sr)
     if isinstance(checkpoint, DDSP):
         model = checkpoint

@@ -19,6 +19,13 @@ from typing import Sequence, Union
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.audio import resample
+from course_lib.models.ddsp import load_ddsp, resynthesize
+from course_lib.models.ddsp_eval import reconstruction_metrics
+from course_lib.models.ddsp_features import pitch_pyin
+from course_lib.models.ddsp_train import HELDOUT_PITCHES, HELDOUT_VELOCITIES, heldout_notes, note_features
+from course_lib.runtime.checkpoint import load_checkpoint
+from course_lib.synth import sine
 
 PathLike = Union[str, Path]
 LIMITATIONS_HEADING = "## Limitations"
@@ -27,8 +34,6 @@ LIMITATIONS_HEADING = "## Limitations"
 def glide(seconds: float = 2.0, sr: int = DEFAULT_SR, f_start: float = 180.0, f_end: float = 520.0,
           amplitude: float = 0.5) -> torch.Tensor:
     """An exponential sine glide ``(1, samples)`` from ``f_start`` to ``f_end`` Hz with 50 ms fades."""
-    from course_lib.synth import sine
-
     n = int(round(seconds * sr))
     f0 = torch.exp(torch.linspace(math.log(f_start), math.log(f_end), n)).unsqueeze(0)
     x = sine(f0, seconds, sr, amplitude=amplitude)
@@ -39,10 +44,6 @@ def glide(seconds: float = 2.0, sr: int = DEFAULT_SR, f_start: float = 180.0, f_
 def glide_check(model, sr: int = 22_050, seconds: float = 2.0) -> dict:
     """Timbre transfer of :func:`glide` at ``sr`` (not the model's rate): median and 95th-percentile |cents|
     between the pYIN f0 of output and input over the frames voiced in both."""
-    from course_lib.audio import resample
-    from course_lib.models.ddsp import resynthesize
-    from course_lib.models.ddsp_features import pitch_pyin
-
     x = glide(seconds, sr)
     y = resynthesize(x, sr, model)
     f_in, v_in = pitch_pyin(resample(x, sr, DEFAULT_SR), DEFAULT_SR, 256)
@@ -67,11 +68,6 @@ def _loss_points(loss: list[float], window: int = 50) -> dict:
 
 def build_card(path: PathLike, command: str | None = None) -> dict:
     """Measure the checkpoint at ``path`` and return its card (JSON-able)."""
-    from course_lib.models.ddsp import load_ddsp
-    from course_lib.models.ddsp_eval import reconstruction_metrics
-    from course_lib.models.ddsp_train import heldout_notes, note_features
-    from course_lib.train.checkpoint import load_checkpoint
-
     path = Path(path)
     ckpt = load_checkpoint(path)
     model, _ = load_ddsp(path)
@@ -97,8 +93,6 @@ def build_card(path: PathLike, command: str | None = None) -> dict:
 
 
 def _markdown(card: dict, limitations: str) -> str:
-    from course_lib.models.ddsp_train import HELDOUT_PITCHES, HELDOUT_VELOCITIES
-
     m, d, t, g = card["model"], card["data"], card["train"], card["timbre_transfer_glide"]
     h = card["heldout_reconstruction"]
     minutes = (card["train_wall_seconds"] or 0) / 60.0

@@ -29,7 +29,15 @@ from typing import Sequence
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.models import wavenet as wn
+from course_lib.models.ddsp import load_pretrained
 from course_lib.models.ddsp_features import pitch_pyin
+from course_lib.models.ddsp_train import (get_preset, heldout_notes, heldout_velocity_notes, note_features, train_ddsp,
+                                          training_notes)
+from course_lib.models.gansynth_repr import log_spectral_distance
+from course_lib.models.rave_lite import train_rave_lite
+from course_lib.models.spectral_ae import oracle_griffin_lim, train_spectral_ae
+from course_lib.runtime.device import set_threads
 from course_lib.spectral import multiscale_spectral_distance
 
 
@@ -48,8 +56,6 @@ def pitch_error_cents(reference: torch.Tensor, estimate: torch.Tensor, sr: int =
 
 def reconstruction_metrics(original: torch.Tensor, reconstruction: torch.Tensor, sr: int = DEFAULT_SR) -> dict:
     """Per-note and median figures of ``reconstruction`` against ``original`` (both ``(notes, samples)``); JSON-able."""
-    from course_lib.models.gansynth_repr import log_spectral_distance
-
     x = original.detach().cpu().float()
     y = reconstruction.detach().cpu().float()
     if x.shape != y.shape:
@@ -86,8 +92,6 @@ def wavenet_reconstruction(notes: torch.Tensor, pitches: Sequence[int], seed: in
                            progress: bool = False) -> tuple[torch.Tensor, float | None] | None:
     """Lesson 03's shipped WaveNet autoencoder on ``notes (N, samples)`` (pitch-conditioned decoding, temperature 1)
     -> (audio, its training minutes from the card), or None when the checkpoint is not installed."""
-    from course_lib.models import wavenet as wn
-
     pre = wn.load_pretrained("autoencoder")
     if pre is None:
         return None
@@ -109,13 +113,6 @@ NOTE_SETS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: train DDSP (lecture), then the baselines on the same budget; measure every model on both
     note sets (:data:`NOTE_SETS`); write JSON and print the Markdown tables."""
-    from course_lib.models.ddsp import load_pretrained
-    from course_lib.models.ddsp_train import (get_preset, heldout_notes, heldout_velocity_notes, note_features,
-                                              train_ddsp, training_notes)
-    from course_lib.models.rave_lite import train_rave_lite
-    from course_lib.models.spectral_ae import oracle_griffin_lim, train_spectral_ae
-    from course_lib.train.device import set_threads
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="JSON file for the tables")
     ap.add_argument("--threads", type=int, default=1)

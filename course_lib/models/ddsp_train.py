@@ -27,10 +27,15 @@ from typing import Callable, Sequence, Union
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.data.config import cache_root
+from course_lib.data.note_data import NoteData
+from course_lib.data.presets import get_preset as data_preset
+from course_lib.data.synthetic_notes import instrument_pitches, make_instruments, render_notes
 from course_lib.models.ddsp import DDSP, DDSPConfig, model_config_dict
 from course_lib.models.ddsp_features import Features, extract_features, frame_count
-from course_lib.models.wavenet_train import NoteData
-from course_lib.train.loop import TrainHistory, fit
+from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.runtime.device import pick_device, set_threads
+from course_lib.runtime.loop import TrainHistory, fit
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -92,8 +97,6 @@ def get_preset(preset: str | DDSPPreset) -> DDSPPreset:
 
 
 def _instrument():
-    from course_lib.data.synthetic_notes import make_instruments
-
     return make_instruments(INSTRUMENT["data_preset"], INSTRUMENT["seed"], [INSTRUMENT["family"]])[0]
 
 
@@ -104,9 +107,6 @@ def instrument_notes(pitches: Sequence[int], velocities: Sequence[int], seconds:
     The gain is the one :func:`course_lib.data.synthetic_notes.generate_notes` gives the instrument (its
     loudest note of the data preset peaks at 0.9), so levels match the mini-NSynth's organ.
     """
-    from course_lib.data.synthetic_notes import instrument_pitches, render_notes
-    from course_lib.data.presets import get_preset as data_preset
-
     inst = _instrument()
     grid = [(p, v) for p in pitches for v in velocities]
     if not grid:
@@ -149,8 +149,6 @@ def heldout_velocity_notes(seconds: float = NOTE_SECONDS) -> NoteData:
 def note_features(data: NoteData, hop: int = 64, cache: bool = True, progress: bool = False,
                   chunk: int = 16) -> Features:
     """f0 / voicing / loudness of every note of ``data`` at ``hop`` (cached on disk by the notes' hash)."""
-    from course_lib.data.config import cache_root
-
     path = cache_root() / f"ddsp-features-{data.content_hash()}-hop{hop}.pt"
     if cache and path.is_file():
         try:
@@ -245,8 +243,6 @@ def train_ddsp(preset: str | DDSPPreset = "fast", *, model: DDSP | None = None, 
         bad = (~torch.isfinite(features.f0_hz).all(dim=1)).nonzero().flatten().tolist()
         raise ValueError(f"notes {bad[:10]} have no voiced frame (no f0): remove them from the training data")
     if model is None:
-        from course_lib.train.device import pick_device
-
         torch.manual_seed(seed)  # the initial weights depend on the seed only
         model = model_for(p, features, device=pick_device(device) if device is not None else "cpu")
     total = p.steps if steps is None else int(steps)
@@ -282,9 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument("--no-card", action="store_true", help="skip the evaluation and card")
     args = ap.parse_args(argv)
-    from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
-    from course_lib.train.device import pick_device, set_threads
-
     threads = set_threads(args.threads)
     device = pick_device(args.device)
     p = get_preset(args.preset)
@@ -307,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = "python -m course_lib.models.ddsp_train " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"{out}: {hist.step} steps in {train_seconds / 60:.1f} min, final loss {hist.smoothed(50):.3f}")
     if not args.no_card:
-        from course_lib.models.ddsp_card import write_card
+        from course_lib.models.ddsp_card import write_card  # cycle: the card reads this module's held-out notes
 
         write_card(out, command=cmd)
     return 0

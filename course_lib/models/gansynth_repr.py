@@ -39,6 +39,7 @@ from functools import lru_cache
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.audio import snr_db
 from course_lib.spectral import (MelConfig, instantaneous_frequency, istft, log_magnitude, mel_filterbank,
                                  phase_from_if, stft)
 
@@ -327,8 +328,6 @@ def round_trip_quality(audio: torch.Tensor, cfg: SpecImageConfig, quantize_bits:
     ``quantize_bits`` (optional) rounds the normalised image to that many bits per value
     first, a stand-in for a generator's small errors (shows why raw phase is fragile).
     """
-    from course_lib.audio import snr_db
-
     x = _check_audio(audio)
     img = audio_to_image(x, cfg)
     if quantize_bits is not None:

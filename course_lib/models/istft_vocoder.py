@@ -21,8 +21,6 @@ Losses and training live in :mod:`course_lib.train.vocoder`; figures in
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Union
@@ -31,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course_lib.runtime.checkpoint import atomic_save
 from course_lib.spectral import MelConfig, mel_filterbank
 
 PathLike = Union[str, Path]
@@ -198,21 +197,10 @@ class ISTFTVocoder(nn.Module):
 
 def save_istft_vocoder(model: ISTFTVocoder, path: PathLike, meta: dict | None = None) -> Path:
     """Save weights, config, mel settings and ``meta`` as a plain dict, atomically (tmp file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"kind": KIND, "config": model.config.to_dict(), "mel": model.mel.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "meta": dict(meta if meta is not None else model.meta)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_save(blob, path)
 
 
 def load_istft_vocoder(path: PathLike | None = None, device: Device = None) -> ISTFTVocoder:

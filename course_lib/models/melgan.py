@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from course_lib.runtime.checkpoint import atomic_save
 from course_lib.spectral import MelConfig, griffin_lim, mel_filterbank
 
 PathLike = Union[str, Path]
@@ -254,12 +255,9 @@ def griffin_lim_vocoder(log_mel: torch.Tensor, mel: MelConfig = MelConfig(), len
 
 
 def save_vocoder(vocoder: MelGANGenerator, path: PathLike, mel: MelConfig = MelConfig(), meta: dict | None = None) -> Path:
-    """Save a MelGAN generator with its config and mel settings as a plain dict."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "melgan_generator", "config": vocoder.config.to_dict(), "mel": mel.to_dict(),
-                "state_dict": {k: v.cpu() for k, v in vocoder.state_dict().items()}, "meta": meta or {}}, path)
-    return path
+    """Save a MelGAN generator with its config and mel settings as a plain dict, atomically."""
+    return atomic_save({"kind": "melgan_generator", "config": vocoder.config.to_dict(), "mel": mel.to_dict(),
+                        "state_dict": {k: v.cpu() for k, v in vocoder.state_dict().items()}, "meta": meta or {}}, path)
 
 
 def load_vocoder(path: PathLike | None = None, device: Device = None) -> tuple[MelGANGenerator, MelConfig]:

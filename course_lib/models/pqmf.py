@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.audio import snr_db
+from course_lib.models.gansynth_repr import log_spectral_distance
+
 
 def prototype_filter(n_bands: int, taps: int, beta: float = 9.0) -> np.ndarray:
     """Kaiser-window prototype low-pass ``(taps + 1,)`` for an ``n_bands`` PQMF (``taps`` even)."""
@@ -93,9 +96,6 @@ def round_trip(pqmf: PQMF, audio: torch.Tensor) -> dict:
 
     SNR is measured away from the clip's first and last ``taps`` samples (edge effects of the padding).
     """
-    from course_lib.audio import snr_db
-    from course_lib.models.gansynth_repr import log_spectral_distance
-
     n = audio.shape[-1] - audio.shape[-1] % pqmf.n_bands
     x = audio[..., :n]
     with torch.no_grad():

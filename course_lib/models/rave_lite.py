@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from course_lib.models.pqmf import PQMF
+from course_lib.runtime.loop import TrainHistory, fit, random_crops, time_budget
 from course_lib.spectral import multiscale_spectral_distance
-from course_lib.train.loop import TrainHistory, fit, random_crops, time_budget
 
 Device = Union[str, torch.device, None]
 

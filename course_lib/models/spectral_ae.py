@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import DEFAULT_SR
+from course_lib.runtime.loop import TrainHistory, fit, random_crops, time_budget
 from course_lib.spectral import griffin_lim, stft
-from course_lib.train.loop import TrainHistory, fit, random_crops, time_budget
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]

@@ -25,8 +25,11 @@ from typing import Callable, Sequence, Union
 
 import torch
 
+from course_lib.data.config import COURSE_MEL, GENERATOR_VERSION, config_hash
+from course_lib.data.datasets import LoopDataset
 from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, load_istft_vocoder
-from course_lib.spectral import MelConfig
+from course_lib.models.melgan import griffin_lim_vocoder, load_vocoder, multi_resolution_stft_loss
+from course_lib.spectral import MelConfig, log_mel
 
 PathLike = Union[str, Path]
 HELD_OUT_SEED = 2   # grading/demo.py and grading/calibrate.py: "real loops (held out)"
@@ -38,10 +41,6 @@ __all__ = ["HELD_OUT_SEED", "VOCODERS", "held_out_loops", "vocoder_functions", "
 
 def held_out_loops(n: int = 200, preset: str = "default") -> tuple[torch.Tensor, torch.Tensor]:
     """The grader's held-out real loops: audio ``(n, loop_samples)`` and log-mels ``(n, 80, loop_samples // hop)``."""
-    from course_lib.data.config import COURSE_MEL
-    from course_lib.data.datasets import LoopDataset
-    from course_lib.spectral import log_mel
-
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     audio = LoopDataset(split="all", preset=preset, seed=HELD_OUT_SEED, precompute_mel=False).audio
@@ -59,8 +58,6 @@ def vocoder_functions(which: Sequence[str] = VOCODERS, periodic: bool = True, n_
     ``which``: any of ``"griffin_lim"`` (``n_iter`` iterations), ``"melgan"`` (shipped or ``melgan_path``),
     ``"istft"`` (shipped or ``istft_path``). ``periodic``: treat clips as loops (Griffin-Lim and iSTFT).
     """
-    from course_lib.models.melgan import griffin_lim_vocoder, load_vocoder
-
     unknown = [w for w in which if w not in VOCODERS]
     if unknown:
         raise ValueError(f"which: unknown vocoder(s) {unknown}; choose from {VOCODERS}")
@@ -115,10 +112,8 @@ def measure(n: int = 200, preset: str = "default", istft_path: PathLike | None =
     reference and classifier), log-mel L1 and MR-STFT loss to the real audio, and loops/s (``threads`` torch threads)."""
     import torch.nn.functional as F
 
-    from course_lib.metrics.evaluate import evaluate
-    from course_lib.models.melgan import multi_resolution_stft_loss
-    from course_lib.spectral import log_mel
-    from grading.reference import load_reference_assets
+    from course_lib.metrics.evaluate import evaluate  # runs up a layer: this module belongs in metrics (issue #16)
+    from grading.reference import load_reference_assets  # the grader's reference, only in a repository checkout
 
     if threads:
         torch.set_num_threads(threads)
@@ -223,9 +218,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _data_hash(preset: str) -> str:
     """The loop-set cache names (config hashes) of the training set (seed 0) and the held-out set."""
-    from course_lib.data.config import GENERATOR_VERSION, config_hash
-    from course_lib.data.datasets import LoopDataset
-
     out = []
     for seed in (0, HELD_OUT_SEED):
         ds = LoopDataset(split="all", preset=preset, seed=seed, precompute_mel=False)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.audio import mu_law_decode, mu_law_encode
+from course_lib.runtime.checkpoint import load_checkpoint
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -685,8 +686,6 @@ def load_wavenet(path: PathLike, device: Device = None) -> tuple[nn.Module, dict
 
     Raises FileNotFoundError if ``path`` does not exist, ValueError if it holds no WaveNet config.
     """
-    from course_lib.train.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(path)
     cfg = ckpt.get("config", {}).get("model")
     if not isinstance(cfg, dict):

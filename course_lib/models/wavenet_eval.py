@@ -16,13 +16,15 @@ import numpy as np
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.data.note_data import LESSON_DATA, synthetic_note_data
+from course_lib.models.gansynth_repr import log_spectral_distance
+from course_lib.models.wavenet import WaveNetAutoencoder, audio_to_classes, generate, load_wavenet
+from course_lib.synth import midi_to_hz
 
 
 def pluck_prime(batch: int, sr: int = DEFAULT_SR, ms: float = 5.0, level: float = 0.3, seed: int = 0,
                 n_classes: int = 256) -> torch.Tensor:
     """``batch`` bursts of uniform noise, ``ms`` milliseconds at peak ``level``, as mu-law classes ``(batch, P)``."""
-    from course_lib.models.wavenet import audio_to_classes
-
     n = max(1, int(round(ms * 1e-3 * sr)))
     noise = torch.rand(batch, n, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     return audio_to_classes(level * noise, n_classes)
@@ -67,9 +69,6 @@ def check_generated_pitch(model: torch.nn.Module, midi: Sequence[int], seconds: 
 
     Returns ``(checks, audio (len(midi), samples))``; with ``prime`` the 5 ms pluck is not part of the audio.
     """
-    from course_lib.models.wavenet import generate
-    from course_lib.synth import midi_to_hz
-
     pitches = torch.as_tensor(list(midi), dtype=torch.long)
     burst = pluck_prime(len(pitches), sr, n_classes=model.config.n_classes) if prime else None
     audio = generate(model, int(round(seconds * sr)), pitch=pitches, prime=burst, temperature=temperature,
@@ -115,8 +114,6 @@ def reconstruction_check(model: torch.nn.Module, audio: torch.Tensor, midi: Sequ
     Per note: the pYIN pitch of original and reconstruction (cents between them) and the log-spectral
     distance (dB, :func:`course_lib.models.gansynth_repr.log_spectral_distance`). JSON-able dict.
     """
-    from course_lib.models.gansynth_repr import log_spectral_distance
-
     x = audio.to(model.device)
     recon = model.decode(model.encode(x), pitch=torch.as_tensor(list(midi)), n_samples=x.shape[-1],
                          temperature=temperature, seed=seed).cpu()
@@ -139,8 +136,6 @@ def reconstruction_check(model: torch.nn.Module, audio: torch.Tensor, midi: Sequ
 
 def card_reconstruction_check(model: torch.nn.Module, seconds: float = 0.5) -> dict:
     """The reconstruction check stored in an autoencoder's card: one note of each pitch in :data:`CARD_PITCHES`."""
-    from course_lib.models.wavenet_train import LESSON_DATA, synthetic_note_data
-
     data = synthetic_note_data(**LESSON_DATA)
     idx = [int((data.pitch == p).nonzero()[0]) for p in CARD_PITCHES]
     n = int(round(seconds * data.sr))
@@ -153,7 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import json
     from pathlib import Path
 
-    from course_lib.models.wavenet import load_wavenet
 
     ap = argparse.ArgumentParser(description="Pitch check of a pitch-conditioned WaveNet, or reconstruction check of "
                                              "an autoencoder (updates the checkpoint's .json card).")
@@ -162,8 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    from course_lib.models.wavenet import WaveNetAutoencoder
-
     model, _ = load_wavenet(args.checkpoint)
     card_path = Path(args.checkpoint).with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}

@@ -24,6 +24,23 @@ PathLike = Union[str, Path]
 FORMAT = 1
 
 
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save(obj, path)`` through a temp file in the same folder and ``os.replace``: a reader never sees a
+    half-written file, and an interrupted save leaves the old file (or none) behind. Creates the folder; mode 0644."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary shareable file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
 def save_checkpoint(path: PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     step: int = 0, config: dict | None = None, history: dict | None = None,
                     extra: dict | None = None) -> Path:
@@ -34,27 +51,20 @@ def save_checkpoint(path: PathLike, model: nn.Module, optimizer: torch.optim.Opt
     ckpt = {"format": FORMAT, "config": dict(config or {}), "model": state,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "step": int(step), "history": dict(history or {}), "extra": dict(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary shareable file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save(ckpt, path)
     return path
 
 
 def load_checkpoint(path: PathLike, model: nn.Module | None = None, optimizer: torch.optim.Optimizer | None = None,
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+                    map_location: str | torch.device = "cpu", rebuild: str | None = None) -> dict[str, Any]:
     """Read a checkpoint dict; if given, load its weights into ``model`` and its state into ``optimizer``.
 
-    Raises FileNotFoundError for a missing file and ValueError for a file that is not a checkpoint.
+    Raises FileNotFoundError for a missing file (naming ``rebuild``, the command that makes it, when given) and
+    ValueError for a file that is not a checkpoint.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"checkpoint not found: {path}" + (f" (rebuild it with `{rebuild}`)" if rebuild else ""))
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # pickle / zip errors vary by torch version

@@ -9,6 +9,7 @@ the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -16,7 +17,7 @@ from typing import Any, Callable, Union
 import torch
 from torch import nn
 
-from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 PathLike = Union[str, Path]
 
@@ -127,8 +128,6 @@ def time_budget(max_seconds: float | None, callback: Callable[["TrainHistory"], 
                 ) -> Callable[["TrainHistory"], bool]:
     """A :func:`fit` callback that calls ``callback`` and stops once ``max_seconds`` of wall time have passed
     since it was made (None: never stops)."""
-    import time
-
     began = time.perf_counter()
 
     def stop(history: "TrainHistory") -> bool:

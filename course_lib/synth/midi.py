@@ -31,8 +31,13 @@ import torch
 import torchaudio.functional as AF
 
 from course_lib import DEFAULT_SR
+from course_lib.synth.additive import additive, harmonic_tone
 from course_lib.synth.core import midi_to_hz, n_samples, resolve_device
 from course_lib.synth.drums import GM_DRUM_NOTES, DrumKit
+from course_lib.synth.envelopes import adsr
+from course_lib.synth.fm import fm2
+from course_lib.synth.physical import karplus_strong
+from course_lib.synth.subtractive import subtractive_voice
 
 Device = Union[str, torch.device, None]
 MidiLike = Union[pretty_midi.PrettyMIDI, str, Path]
@@ -81,16 +86,11 @@ DEFAULT_VOICE_FOR_FAMILY: dict[int, str] = {
 def _gate(note_duration: float, release: float, duration: float, sr: int, batch: int,
           device: torch.device) -> torch.Tensor:
     """1 until note-off, then a linear fade to 0 over ``release`` s -> ``(batch, samples)``."""
-    from course_lib.synth.envelopes import adsr
-
     return adsr(0.0, 0.0, 1.0, release, note_duration, duration, sr, batch=batch, device=device)
 
 
 def _keys(f0, note_dur, dur, sr, dev, seed):
     """Electric-piano-like FM: carrier = modulator frequency, index decaying from 3."""
-    from course_lib.synth.envelopes import adsr
-    from course_lib.synth.fm import fm2
-
     b = f0.shape[0]
     t = torch.arange(n_samples(dur, sr), device=dev, dtype=torch.float32)[None, :] / sr
     index_env = torch.exp(-t / 0.25).expand(b, -1)
@@ -100,9 +100,6 @@ def _keys(f0, note_dur, dur, sr, dev, seed):
 
 def _mallet(f0, note_dur, dur, sr, dev, seed):
     """Marimba-like: partials 1 : 3.9 : 9.2, the upper ones dying fast."""
-    from course_lib.synth.additive import additive
-    from course_lib.synth.envelopes import adsr
-
     b = f0.shape[0]
     ratios = torch.tensor([1.0, 3.9, 9.2], device=dev)
     keep = (f0[:, None] * ratios[None, :] < 0.45 * sr).float()  # drop partials above Nyquist
@@ -114,9 +111,6 @@ def _mallet(f0, note_dur, dur, sr, dev, seed):
 
 def _organ(f0, note_dur, dur, sr, dev, seed):
     """Drawbar organ: harmonics 1, 2, 3, 4, 6, 8 at fixed levels."""
-    from course_lib.synth.additive import additive
-    from course_lib.synth.envelopes import adsr
-
     b = f0.shape[0]
     ratios = torch.tensor([1.0, 2.0, 3.0, 4.0, 6.0, 8.0], device=dev)
     keep = (f0[:, None] * ratios[None, :] < 0.45 * sr).float()
@@ -127,24 +121,18 @@ def _organ(f0, note_dur, dur, sr, dev, seed):
 
 def _pluck(f0, note_dur, dur, sr, dev, seed):
     """Karplus-Strong string, damped at note-off."""
-    from course_lib.synth.physical import karplus_strong
-
     b = f0.shape[0]
     y = karplus_strong(f0, dur, sr, t60=2.0, brightness=0.6, seed=seed, device=dev)
     return y * _gate(note_dur, RELEASE["pluck"], dur, sr, b, dev)
 
 
 def _bass(f0, note_dur, dur, sr, dev, seed):
-    from course_lib.synth.subtractive import subtractive_voice
-
     return 0.8 * subtractive_voice(f0, dur, sr, wave="saw", cutoff_hz=500.0, resonance=0.3, filter_env_amount=2.0,
                                    attack=0.005, decay=0.25, sustain=0.6, release=RELEASE["bass"],
                                    note_duration=note_dur, seed=seed, device=dev)
 
 
 def _lead(f0, note_dur, dur, sr, dev, seed):
-    from course_lib.synth.subtractive import subtractive_voice
-
     return 0.8 * subtractive_voice(f0, dur, sr, wave="saw", cutoff_hz=1500.0, resonance=0.2, filter_env_amount=1.5,
                                    attack=0.01, decay=0.15, sustain=0.8, release=RELEASE["lead"],
                                    note_duration=note_dur, seed=seed, device=dev)
@@ -152,9 +140,6 @@ def _lead(f0, note_dur, dur, sr, dev, seed):
 
 def _pad(f0, note_dur, dur, sr, dev, seed):
     """Soft additive pad: 8 harmonics (1 / k**1.5), slow attack, long release."""
-    from course_lib.synth.additive import harmonic_tone
-    from course_lib.synth.envelopes import adsr
-
     b = f0.shape[0]
     n_harm = max(1, min(8, int(0.45 * sr / float(f0.max()))))
     y = harmonic_tone(f0, dur, sr, n_harmonics=n_harm, rolloff=1.5, device=dev)

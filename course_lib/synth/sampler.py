@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.audio import load
 from course_lib.synth.core import Param, n_samples
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
@@ -134,8 +135,6 @@ class Sampler:
     def from_file(cls, path: Union[str, Path], root_midi: float, sr: int = DEFAULT_SR,
                   release: float = 0.02, device: Device = None) -> "Sampler":
         """Load a sample from an audio file (resampled to ``sr``, mixed to mono)."""
-        from course_lib.audio import load
-
         x, rate = load(path, sr=sr, mono=True)
         return cls(x, rate, root_midi, release, device=device)
 

@@ -1,16 +1,17 @@
-"""Training utilities (every lesson and HW2).
+"""Trainers (every lesson and HW2).
 
-``device``: device choice, seeding, thread count. ``loop``: a generic seeded training loop
-(``fit``) with progress bars and resumable checkpoints (``checkpoint``). ``gan``: one GAN
-training loop for StyleGAN2 and MelGAN (``train_gan``), also under ``torchrun`` (``ddp``).
-``python -m course_lib.train {stylegan2,melgan} ...`` runs it from the command line.
+``gan``: one GAN training loop for StyleGAN2 and MelGAN (``train_gan``), also under ``torchrun`` (``ddp``);
+``gansynth``: GANSynth's progressive trainer (losses in ``gansynth_losses``); ``wavenet``: Lesson 03's WaveNets;
+``vocoder``: the iSTFT vocoder. ``python -m course_lib.train {stylegan2,melgan} ...`` runs the GAN loop from the
+command line. Device choice, seeding, checkpoints and the small loop ``fit`` live in :mod:`course_lib.runtime`
+(below the models that use them); ``course_lib.train.device`` / ``checkpoint`` / ``loop`` re-export them.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from course_lib.train.device import pick_device, seed_everything, set_threads
+from course_lib.runtime.device import pick_device, seed_everything, set_threads
 
 _LAZY = {  # heavier pieces, imported on first use
     "fit": "course_lib.train.loop",

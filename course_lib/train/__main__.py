@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Sequence
 
+from course_lib.train import ddp
 from course_lib.train.gan import MODELS, PRESET_NAMES, get_config, train_gan
 
 
@@ -70,8 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TypeError, ValueError) as exc:
         p.error(str(exc))
     result = train_gan(cfg)
-    from course_lib.train import ddp
-
     if ddp.init_distributed(cfg.device).is_main:
         last = result.history[-1] if result.history else {}
         print(json.dumps({"model": cfg.model, "preset": cfg.preset, "steps": result.steps_done,

@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from course_lib.runtime.device import pick_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -55,8 +57,6 @@ def init_distributed(device: str | torch.device | None = None, backend: str | No
     Returns:
         :class:`DistInfo`.
     """
-    from course_lib.train.device import pick_device
-
     world = int(world_size if world_size is not None else os.environ.get("WORLD_SIZE", 1))
     r = int(rank if rank is not None else os.environ.get("RANK", 0))
     local = int(os.environ.get("LOCAL_RANK", r))

@@ -30,12 +30,13 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
+from course_lib.data.datasets import LoopDataset
 from course_lib.models.istft_vocoder import (ISTFT_VOCODER_ASSET, ISTFTVocoder, ISTFTVocoderConfig,
                                              load_istft_vocoder, save_istft_vocoder)
 from course_lib.models.melgan import multi_resolution_stft_loss
+from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.runtime.loop import step_generator
 from course_lib.spectral import MelConfig, log_mel
-from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
-from course_lib.train.loop import step_generator
 
 PathLike = Union[str, Path]
 
@@ -203,8 +204,6 @@ class VocoderRun:
 
 
 def _load_audio(cfg: VocoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, MelConfig]:
-    from course_lib.data.datasets import LoopDataset
-
     train = LoopDataset(split="train", preset=cfg.data_preset, seed=cfg.data_seed, precompute_mel=False)
     valid = LoopDataset(split="valid", preset=cfg.data_preset, seed=cfg.data_seed, precompute_mel=False)
     return train.audio.float(), valid.audio[: cfg.n_valid].float(), train.mel_config

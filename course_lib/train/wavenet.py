@@ -1,10 +1,12 @@
-"""Training Lesson 03's WaveNets on notes: data, random crops, the loss, and a command line.
+"""Training Lesson 03's WaveNets on notes: random crops, the loss, ``train_wavenet`` and a command line.
 
-    python -m course_lib.models.wavenet_train --model wavenet --preset lecture --out ckpt.pt
-    python -m course_lib.models.wavenet_train --model autoencoder --preset lecture --out ae.pt
+    python -m course_lib.train.wavenet --model wavenet --preset lecture --out ckpt.pt
+    python -m course_lib.train.wavenet --model autoencoder --preset lecture --out ae.pt
 
-Training data is a :class:`NoteData`: notes ``(N, samples)`` with their MIDI pitch and instrument
-id, e.g. the synthetic mini-NSynth (:func:`synthetic_note_data`) or one sine (:func:`sine_note_data`).
+(``python -m course_lib.models.wavenet_train``, the old path the shipped cards name, runs the same.)
+Training data is a :class:`~course_lib.data.note_data.NoteData`: notes ``(N, samples)`` with their MIDI
+pitch and instrument id, e.g. the synthetic mini-NSynth (:func:`~course_lib.data.note_data.synthetic_note_data`)
+or one sine (:func:`~course_lib.data.note_data.sine_note_data`).
 Each step takes random crops of ``crop + 1`` samples (a crop may start up to one receptive field
 before the note onset, padded with silence, so that generation from silence is learned too).
 """
@@ -12,11 +14,9 @@ before the note onset, padded with silence, so that generation from silence is l
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -24,90 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import DEFAULT_SR
-from course_lib.models.wavenet import (WaveNet, WaveNetAutoencoder, audio_to_classes, build_model,
-                                       model_config_dict)
+from course_lib.data.note_data import LESSON_DATA, NoteData, sine_note_data, synthetic_note_data
+from course_lib.models.wavenet import WaveNet, WaveNetAutoencoder, audio_to_classes, build_model, model_config_dict
 from course_lib.models.wavenet_presets import TrainPreset, autoencoder_preset, train_preset, wavenet_preset
-from course_lib.train.loop import TrainHistory, fit
+from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.runtime.device import pick_device, set_threads
+from course_lib.runtime.loop import TrainHistory, fit
+
+__all__ = ["LESSON_DATA", "NoteData", "sine_note_data", "synthetic_note_data", "random_crops",
+           "wavenet_crop_loss", "train_wavenet", "write_data_card", "main"]
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
-
-
-@dataclass
-class NoteData:
-    """Notes to train on: ``audio (N, samples)`` float32 in [-1, 1], ``pitch (N,)`` MIDI, ``instrument (N,)`` ids.
-
-    ``description`` is a JSON-able dict of how the data was made (stored in checkpoints and data cards).
-    """
-
-    audio: torch.Tensor
-    pitch: torch.Tensor
-    instrument: torch.Tensor
-    sr: int = DEFAULT_SR
-    description: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.audio.ndim != 2 or self.audio.shape[0] == 0:
-            raise ValueError(f"NoteData.audio must be (notes >= 1, samples), got {tuple(self.audio.shape)}")
-        n = self.audio.shape[0]
-        if self.pitch.shape != (n,) or self.instrument.shape != (n,):
-            raise ValueError(f"NoteData needs one pitch and one instrument per note ({n}); got "
-                             f"{tuple(self.pitch.shape)} and {tuple(self.instrument.shape)}")
-
-    def content_hash(self) -> str:
-        """SHA-256 (first 16 hex digits) of the audio (as 16-bit PCM) and the labels: identifies the exact data."""
-        h = hashlib.sha256()
-        h.update((self.audio.clamp(-1, 1) * 32767).round().to(torch.int16).cpu().numpy().tobytes())
-        h.update(self.pitch.cpu().numpy().tobytes())
-        h.update(self.instrument.cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
-
-
-def sine_note_data(f0: float = 220.0, seconds: float = 0.5, sr: int = DEFAULT_SR, amplitude: float = 0.7,
-                   device: Device = None) -> NoteData:
-    """One sine note of ``f0`` Hz, ``seconds`` long, as :class:`NoteData` (pitch = nearest MIDI note)."""
-    from course_lib.synth import hz_to_midi, sine
-
-    x = sine(f0, seconds, sr, amplitude=amplitude, device=device)
-    pitch = torch.tensor([int(round(hz_to_midi(f0)))])
-    return NoteData(x, pitch, torch.zeros(1, dtype=torch.long), sr,
-                    {"kind": "sine", "f0_hz": f0, "seconds": seconds, "amplitude": amplitude, "sr": sr})
-
-
-def synthetic_note_data(preset: str = "fast", seed: int = 0, families: Sequence[str] | None = None,
-                        seconds: float | None = None, pitch_range: tuple[int, int] = (0, 127),
-                        velocities: Sequence[int] | None = None, max_notes: int | None = None,
-                        device: Device = None) -> NoteData:
-    """Notes of the synthetic mini-NSynth (``course_lib.data``), filtered, cut to ``seconds``.
-
-    Args:
-        preset, seed: the data preset and seed of ``course_lib.data.synthetic_notes.generate_notes``.
-        families: keep these NSynth families (None = all). pitch_range: inclusive MIDI range kept.
-        velocities: keep these velocities (None = all). seconds: keep the first ``seconds`` of each note.
-        max_notes: keep at most this many (evenly spaced over the filtered list).
-    """
-    from course_lib.data.synthetic_notes import generate_notes
-
-    audio, examples = generate_notes(preset, seed=seed, families=families, device=device)
-    keep = [i for i, e in enumerate(examples) if pitch_range[0] <= e.pitch <= pitch_range[1]
-            and (velocities is None or e.velocity in velocities)]
-    if not keep:
-        raise ValueError(f"no synthetic notes left after filtering (families={families}, pitch_range={pitch_range}, "
-                         f"velocities={velocities})")
-    if max_notes is not None and len(keep) > max_notes:
-        idx = torch.linspace(0, len(keep) - 1, max_notes).round().long().tolist()
-        keep = [keep[i] for i in idx]
-    sr = 16_000
-    x = audio[keep]
-    if seconds is not None:
-        x = x[:, : int(round(seconds * sr))]
-    ex = [examples[i] for i in keep]
-    desc = {"kind": "synthetic_nsynth", "preset": preset, "seed": seed, "families": list(families or []),
-            "pitch_range": list(pitch_range), "velocities": list(velocities or []), "seconds": seconds,
-            "max_notes": max_notes, "notes": len(keep), "sr": sr}
-    return NoteData(x.float().contiguous(), torch.tensor([e.pitch for e in ex]),
-                    torch.tensor([e.instrument for e in ex]), sr, desc)
 
 
 def random_crops(data: NoteData, batch: int, length: int, generator: torch.Generator, lead_in: int = 0,
@@ -171,8 +99,6 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
 def write_data_card(path: PathLike, checkpoint: PathLike, history: TrainHistory, command: str,
                     seconds: float) -> Path:
     """Write a JSON data card next to a checkpoint: configs, data hash, steps, final loss, rebuild command."""
-    from course_lib.train.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
     card = {"checkpoint": Path(checkpoint).name, "bytes": Path(checkpoint).stat().st_size,
             "model": ckpt["config"].get("model"), "data": ckpt["config"].get("data"),
@@ -184,11 +110,6 @@ def write_data_card(path: PathLike, checkpoint: PathLike, history: TrainHistory,
     path = Path(path)
     path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-LESSON_DATA = dict(preset="fast", families=("keyboard", "mallet", "organ", "guitar"), seconds=1.0,
-                   pitch_range=(48, 84))
-"""The notes Lesson 03's shipped checkpoints are trained on (a slice of the fast mini-NSynth)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,8 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-resume", action="store_true")
     args = p.parse_args(argv)
-    from course_lib.train.device import pick_device, set_threads
-
     set_threads(args.threads)
     device = pick_device(args.device)
     data = synthetic_note_data(**LESSON_DATA, seed=args.data_seed)
@@ -226,8 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     hist = train_wavenet(model, data, tp, seed=args.seed, checkpoint=work, checkpoint_every=100,
                          resume=not args.no_resume)
-    from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
-
     ckpt = load_checkpoint(work)
     save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss})
     cmd = "python -m course_lib.models.wavenet_train " + " ".join(argv if argv is not None else sys.argv[1:])

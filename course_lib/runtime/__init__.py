@@ -1,0 +1,16 @@
+"""What every model and trainer needs at run time, below ``models`` so that networks import nothing above them.
+
+``device``: device choice, seeding, thread count. ``checkpoint``: the one checkpoint format (atomic
+``save_checkpoint``, ``load_checkpoint``). ``loop``: the small seeded training loop ``fit`` and its helpers
+(``TrainHistory``, ``step_generator``, ``random_crops``, ``time_budget``). ``course_lib.train`` re-exports
+them under their old names (``course_lib.train.checkpoint`` / ``device`` / ``loop``).
+"""
+
+from __future__ import annotations
+
+from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.runtime.device import pick_device, seed_everything, set_threads
+from course_lib.runtime.loop import TrainHistory, fit, random_crops, step_generator, time_budget
+
+__all__ = ["load_checkpoint", "save_checkpoint", "pick_device", "seed_everything", "set_threads",
+           "TrainHistory", "fit", "random_crops", "step_generator", "time_budget"]

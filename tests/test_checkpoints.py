@@ -1,0 +1,91 @@
+"""One checkpoint convention: shipped files load whatever the modules are called, saves are atomic, and a missing
+file names the command that makes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib.models import classifiers, ddsp, gansynth, istft_vocoder, melgan, stylegan2, wavenet
+from course_lib.runtime import checkpoint as ckpt_mod
+from course_lib.runtime.checkpoint import atomic_save, load_checkpoint, save_checkpoint
+
+ASSETS = Path(ckpt_mod.__file__).resolve().parents[1] / "assets"
+
+# every shipped checkpoint and the function that loads it (returning the model first when it returns a pair)
+LOADERS = {
+    "gansynth_if.pt": gansynth.load_gansynth,
+    "gansynth_phase.pt": gansynth.load_gansynth,
+    "wavenet_lecture_pitch.pt": wavenet.load_wavenet,
+    "wavenet_ae_lecture.pt": wavenet.load_wavenet,
+    "ddsp_organ.pt": ddsp.load_ddsp,
+    "melgan_loops.pt": melgan.load_vocoder,
+    "istft_vocoder_loops.pt": istft_vocoder.load_istft_vocoder,
+    "stylegan2_loops.pt": stylegan2.load_generator,
+    "loop_classifier.pt": classifiers.load_classifier,
+    "pitch_classifier.pt": classifiers.load_classifier,
+}
+
+
+def test_every_shipped_checkpoint_is_listed():
+    assert {p.name for p in ASSETS.glob("*.pt")} == set(LOADERS)
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_shipped_checkpoints_hold_no_pickled_classes_and_load_into_their_model(name):
+    path = ASSETS / name
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # refuses any pickled class or module path
+    out = LOADERS[name](path)
+    model = out[0] if isinstance(out, tuple) else out
+    assert isinstance(model, torch.nn.Module) and not model.training
+    weights = raw.get("model", raw.get("state_dict"))
+    state = model.state_dict()
+    assert weights, f"{name}: no weights found"
+    for key, tensor in weights.items():  # the loaded model carries exactly the file's tensors
+        assert torch.equal(state[key].cpu(), tensor), f"{name}: {key} differs after loading"
+
+
+def _failing_save(obj, f, *args, **kwargs):
+    Path(f).write_bytes(b"half a checkpoint")
+    raise OSError("disk full")
+
+
+def _savers(tmp_path: Path):
+    cfg = classifiers.ShortChunkConfig(n_classes=3)
+    return {
+        "save_checkpoint": lambda p: save_checkpoint(p, torch.nn.Linear(2, 2)),
+        "melgan.save_vocoder": lambda p: melgan.save_vocoder(melgan.MelGANGenerator(melgan.MelGANConfig()), p),
+        "classifiers.save_classifier": lambda p: classifiers.save_classifier(classifiers.ShortChunkCNN(cfg), p),
+        "istft_vocoder.save_istft_vocoder": lambda p: istft_vocoder.save_istft_vocoder(
+            istft_vocoder.ISTFTVocoder(istft_vocoder.ISTFTVocoderConfig()), p),
+    }
+
+
+@pytest.mark.parametrize("saver", ["save_checkpoint", "melgan.save_vocoder", "classifiers.save_classifier",
+                                   "istft_vocoder.save_istft_vocoder"])
+def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch, saver):
+    path = tmp_path / "model.pt"
+    save = _savers(tmp_path)[saver]
+    save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(ckpt_mod.torch, "save", _failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"], "a temp file was left behind"
+
+
+def test_atomic_save_round_trips_and_creates_the_folder(tmp_path):
+    path = atomic_save({"x": torch.arange(3)}, tmp_path / "a" / "b.pt")
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.arange(3))
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("load", [gansynth.load_gansynth, ddsp.load_ddsp, melgan.load_vocoder,
+                                  istft_vocoder.load_istft_vocoder, classifiers.load_classifier,
+                                  lambda p: load_checkpoint(p, rebuild="python -m course_lib.train.wavenet ...")])
+def test_a_missing_file_names_the_command_that_makes_it(tmp_path, load):
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt.*python -m course_lib\."):
+        load(tmp_path / "missing.pt")
