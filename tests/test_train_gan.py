@@ -188,6 +188,8 @@ def test_mode_seeking_term_is_latent_distance_over_image_distance_for_pairs_of_o
     task.set_labels(torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
     lat = task._latents(gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4), task.G)
     assert lat["labels"][:2].tolist() == lat["labels"][2:].tolist()  # pairs (i, i + 2) share a class
+    assert all(torch.equal(n[:2], n[2:]) for n in lat["noise"]) and torch.equal(lat["mix_z"][:2], lat["mix_z"][2:])
+    assert not torch.equal(lat["z"][:2], lat["z"][2:])  # ... and differ only in z
     z = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]])
     img = torch.zeros(4, 1, 2, 2)
     img[2] += 0.5

@@ -77,7 +77,8 @@ class GANConfig:
     minibatch-stddev group of the discriminator holds loops of one class (reals and fakes alike), so the
     statistic measures the spread within a class instead of the spread between classes;
     ``mode_seeking`` weighs the mode-seeking term of MSGAN (Mao et al., CVPR 2019): the batch's two halves
-    share their labels and the generator is rewarded for images that differ as much as their latents do.
+    share their labels, noise inputs and mixing latents, and the generator is rewarded for images that differ
+    as much as their latents z do (with independent noise it learned to make pairs differ by louder noise).
     """
 
     model: str = "stylegan2"
@@ -315,6 +316,10 @@ class StyleGAN2Task:
         noise = [rnd.randn(1, h, w) for h, w in g.noise_sizes()]
         mix = rnd.uniform() < self.cfg.mixing_prob
         cutoff = rnd.integer(1, g.num_ws) if mix else g.num_ws
+        if self.cfg.mode_seeking > 0:  # pairs (i, i + batch/2) differ only in z: no credit for louder noise
+            h = z.shape[0] // 2
+            noise = [n[:h].repeat(2, 1, 1, 1) for n in noise]
+            z2 = z2[:h].repeat(2, 1)
         out = dict(z=z, noise=noise, mix_z=z2, mix_cutoff=cutoff)
         if self.conditional:
             labels = self.class_labels[rnd.randint(self.class_labels.shape[0]).to(self.device)]
