@@ -1,6 +1,7 @@
-"""Figures for the lessons: waveform, spectrogram (linear / log / mel), IF image, clip grids.
+"""Figures and players for the lessons: waveform, spectrogram (linear / log / mel), IF image, clip and mel grids,
+a training-loss curve, and ``show`` / ``listen`` (a figure with its audio players).
 
-Every helper takes ``ax=None`` (a new figure is made when it is ``None``) and returns
+Every plotting helper takes ``ax=None`` (a new figure is made when it is ``None``) and returns
 ``(fig, ax)``, in the style of libfmp, so that a lesson can place plots side by side.
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from course_lib import spectral
+from course_lib.audio import play
 
 
 def _np1d(x) -> np.ndarray:
@@ -132,3 +134,54 @@ def clip_grid(clips, sr: int, ncols: int = 4, kind: str = "mel", titles: Sequenc
             ax.set_ylabel("")
     fig.tight_layout()
     return fig, axes
+
+
+def mel_grid(clips, sr: int, ncols: int = 4, titles: Sequence[str] | None = None, **grid_kw):
+    """Mel spectrograms of ``clips`` ``(batch, samples)`` in a grid with one colour scale -> ``(fig, axes)``."""
+    return clip_grid(clips, sr, ncols=ncols, kind="mel", titles=titles, **grid_kw)
+
+
+def training_history(loss: Sequence[float], ax=None, title: str = "training loss", ylabel: str = "loss",
+                     reference: tuple[float, str] | None = None, smooth: int = 0):
+    """The loss of every step (faint), optionally its ``smooth``-step running mean and a horizontal ``reference``
+    line ``(value, label)`` (e.g. the loss of a uniform guess) -> ``(fig, ax)``."""
+    y = np.asarray(list(loss), dtype=float)
+    fig, ax = _axes(ax, figsize=(7, 2.6))
+    ax.plot(y, alpha=0.5, label="per step")
+    if smooth and len(y) >= smooth:
+        ax.plot(np.arange(smooth - 1, len(y)), np.convolve(y, np.ones(smooth) / smooth, mode="valid"),
+                label=f"mean of {smooth} steps")
+    if reference is not None:
+        ax.axhline(reference[0], color="k", ls=":", label=reference[1])
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    ax.legend()
+    return fig, ax
+
+
+def show(x, sr: int, title: str, kind: str = "log", zoom_ms: float = 20.0, player: bool = True):
+    """A clip ``(samples,)`` (or the first of ``(batch, samples)``): its first ``zoom_ms`` ms as a waveform beside its
+    spectrogram, drawn now, then an audio player -> ``(fig, (waveform_ax, spectrogram_ax))``."""
+    from IPython.display import display
+
+    x = torch.as_tensor(x).detach().cpu()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 2.6), gridspec_kw={"width_ratios": [1, 2]})
+    zoom = int(zoom_ms / 1000 * sr)
+    waveform(x[..., :zoom] if x.shape[-1] > zoom else x, sr, ax=a, title=f"{title} (first {zoom_ms:g} ms)")
+    spectrogram(x, sr, ax=b, kind=kind, title=title)
+    plt.show()
+    if player:
+        display(play(x, sr))
+    return fig, (a, b)
+
+
+def listen(clips, sr: int, titles: Sequence[str] | None = None) -> None:
+    """An audio player for each clip of ``clips`` ``(batch, samples)`` (or a list of clips), each after its title."""
+    from IPython.display import display
+
+    clips = list(clips)
+    if titles is not None and len(titles) != len(clips):
+        raise ValueError(f"listen: {len(clips)} clips but {len(titles)} titles")
+    for i, clip in enumerate(clips):
+        if titles is not None:
+            print(titles[i])
+        display(play(torch.as_tensor(clip).detach().cpu(), sr))

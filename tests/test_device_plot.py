@@ -74,3 +74,58 @@ def test_plot_helpers_draw_on_given_axes(kind):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind"):
         plot.spectrogram_image(torch.zeros(SR), SR, kind="cqt")
+
+
+def _wav_rate_and_samples(player) -> tuple[int, int]:
+    """Sample rate and 16-bit sample count from the WAV header of an ``IPython.display.Audio``."""
+    return int.from_bytes(player.data[24:28], "little"), int.from_bytes(player.data[40:44], "little") // 2
+
+
+def _captured_display(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    monkeypatch.setattr(plt, "show", lambda *a, **k: None)
+    return shown
+
+
+def test_show_draws_the_first_20_ms_and_a_spectrogram_then_a_player(monkeypatch):
+    import IPython.display
+
+    shown = _captured_display(monkeypatch)
+    x = torch.sin(2 * math.pi * 440 * torch.arange(SR // 2) / SR).unsqueeze(0)
+    fig, (wave_ax, spec_ax) = plot.show(x, SR, "a4", kind="mel")
+    t = wave_ax.lines[0].get_xdata()
+    assert len(t) == int(0.02 * SR) and t[-1] < 0.02  # the zoom: 320 samples, under 20 ms
+    assert wave_ax.get_title() == "a4 (first 20 ms)" and spec_ax.get_title() == "a4"
+    assert len(shown) == 1 and isinstance(shown[0], IPython.display.Audio)
+    assert _wav_rate_and_samples(shown[0]) == (SR, SR // 2)  # the whole clip, not the zoom
+    plt.close(fig)
+
+
+def test_listen_gives_one_player_per_clip_and_checks_titles(monkeypatch, capsys):
+    shown = _captured_display(monkeypatch)
+    plot.listen(torch.zeros(3, 800) + 0.1, 8000, titles=["a", "b", "c"])
+    assert [_wav_rate_and_samples(a) for a in shown] == [(8000, 800)] * 3 and capsys.readouterr().out.split() == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="2 titles"):
+        plot.listen(torch.zeros(3, 800), 8000, titles=["a", "b"])
+
+
+def test_training_history_draws_the_loss_its_running_mean_and_a_reference():
+    loss = [5.0, 4.0, 3.0, 2.0, 1.0]
+    fig, ax = plot.training_history(loss, reference=(math.log(256), "uniform"), smooth=2)
+    raw, mean = ax.lines[0], ax.lines[1]
+    assert list(raw.get_ydata()) == loss
+    assert list(mean.get_xdata()) == [1, 2, 3, 4] and list(mean.get_ydata()) == [4.5, 3.5, 2.5, 1.5]
+    assert ax.lines[2].get_ydata()[0] == pytest.approx(math.log(256))
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["per step", "mean of 2 steps", "uniform"]
+    plt.close(fig)
+
+
+def test_mel_grid_is_a_clip_grid_of_mel_spectrograms():
+    clips = torch.randn(3, SR // 4, generator=torch.Generator().manual_seed(0)) * 0.1
+    fig, axes = plot.mel_grid(clips, SR, ncols=2, titles=["x", "y", "z"])
+    assert axes.shape == (2, 2) and [ax.get_title() for ax in axes.flat[:3]] == ["x", "y", "z"]
+    assert not axes.flat[3].axison  # the spare cell is blank
+    plt.close(fig)
