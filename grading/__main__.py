@@ -110,13 +110,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _default_hw2_folder(cwd: Path | None = None) -> Path:
+    """``check`` without a folder: ``./hw2`` from the folder that holds it, else the current folder (run inside hw2/)."""
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    return cwd / "hw2" if (cwd / "hw2" / "hw2.ipynb").is_file() else cwd
+
+
 def cmd_check(args) -> int:
     """Students: what the grader computes for your hw2/ folder (code parts; loops generated from checkpoint.pt)."""
     from grading.policy import load_policy
     from grading.reference import load_reference_assets
     from grading.score import score_submission
 
-    folder = Path(args.folder)
+    folder = Path(args.folder) if args.folder else _default_hw2_folder()
     hw2 = folder.parent if folder.name == "loops" else folder
     if (hw2 / "hw2.ipynb").is_file():  # the code parts, decided as the grader decides them
         from grading.trusted_tests import check_lines
@@ -238,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("check", help="students: check your hw2/ folder before submitting")
-    p.add_argument("folder", nargs="?", default="hw2")
+    p.add_argument("folder", nargs="?", default=None,
+                   help="your hw2/ folder (default: ./hw2 if it exists, else the current folder)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("build-reference")
     p.add_argument("--out")

@@ -66,3 +66,45 @@ def test_installed_versions_are_the_pinned_ones():
     pins = constraint_pins()
     for name in ("torch", "torchaudio", "numpy", "librosa"):
         assert version(name).split("+")[0] == pins[name], name
+
+
+def test_every_command_line_entry_point_is_a_main_function():
+    import importlib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"course-train", "course-data", "hw2-grade"} <= set(scripts)
+    for name, target in scripts.items():
+        module, _, attr = target.partition(":")
+        func = getattr(importlib.import_module(module), attr)
+        assert callable(func) and func.__name__ == "main", f"{name} -> {target}"
+
+
+def test_grading_is_installed_with_its_data():
+    import glob
+
+    setuptools_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "grading*" in setuptools_cfg["packages"]["find"]["include"]
+    patterns = setuptools_cfg["package-data"]["grading"]
+    shipped = {Path(p).relative_to(ROOT / "grading").as_posix()
+               for pat in patterns for p in glob.glob(str(ROOT / "grading" / pat), recursive=True)}
+    assert {"thresholds.toml", "assets/loops_reference.npz", "source/hw2/hw2.ipynb"} <= shipped
+
+
+def test_grading_check_runs_from_any_folder(tmp_path):
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-m", "grading", "check", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "your hw2/ folder" in out.stdout
+
+
+def test_grading_check_finds_the_hw2_folder_from_the_repository_or_from_inside_it(tmp_path):
+    from grading.__main__ import _default_hw2_folder
+
+    (tmp_path / "hw2").mkdir()
+    (tmp_path / "hw2" / "hw2.ipynb").write_text("{}")
+    assert _default_hw2_folder(tmp_path) == tmp_path / "hw2"
+    assert _default_hw2_folder(tmp_path / "hw2") == tmp_path / "hw2"
