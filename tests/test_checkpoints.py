@@ -89,3 +89,20 @@ def test_atomic_save_round_trips_and_creates_the_folder(tmp_path):
 def test_a_missing_file_names_the_command_that_makes_it(tmp_path, load):
     with pytest.raises(FileNotFoundError, match=r"missing\.pt.*python -m course_lib\."):
         load(tmp_path / "missing.pt")
+
+
+def test_a_model_card_regeneration_keeps_the_hand_written_limitations(tmp_path):
+    import json
+
+    from course_lib.runtime.model_card import kept_limitations, write_model_card
+
+    ckpt = tmp_path / "net.pt"
+    render = lambda card, limitations: f"# {card['name']}\n\nloss {card['loss']}\n\n" + limitations  # noqa: E731
+    json_path, md_path = write_model_card(ckpt, {"name": "net", "loss": 1.5}, render)
+    assert (json_path.name, md_path.name) == ("net.json", "net.md")
+    assert json_path.read_text() == json.dumps({"name": "net", "loss": 1.5}, indent=2) + "\n"
+    assert kept_limitations(md_path) == ""
+    md_path.write_text(md_path.read_text() + "## Limitations\n\nIt hums.\n")  # a person's reading
+    write_model_card(ckpt, {"name": "net", "loss": 0.5}, render)
+    assert md_path.read_text() == "# net\n\nloss 0.5\n\n## Limitations\n\nIt hums.\n"
+    assert kept_limitations(tmp_path / "absent.md") == ""

@@ -30,12 +30,10 @@ from course_lib.models.gansynth_repr import audio_to_image
 from course_lib.models.wavenet_eval import median_f0
 from course_lib.runtime.checkpoint import load_checkpoint
 from course_lib.runtime.device import set_threads
+from course_lib.runtime.model_card import write_model_card
 from course_lib.train.gansynth import pitch_path_curve, training_notes
 
 PathLike = Union[str, Path]
-
-LIMITATIONS_HEADING = "## Limitations"
-
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -209,18 +207,9 @@ def card_markdown(card: dict, limitations: str = "") -> str:
 
 def write_card(path: PathLike, gen_per_real: int = 2, device: torch.device | str | None = None) -> tuple[Path, Path]:
     """Evaluate the checkpoint at ``path`` and write ``<stem>.json`` and ``<stem>.md`` beside it (Limitations kept)."""
-    path = Path(path)
-    md_path, json_path = path.with_suffix(".md"), path.with_suffix(".json")
-    limitations = ""
-    if md_path.is_file():
-        old = md_path.read_text(encoding="utf-8")
-        if LIMITATIONS_HEADING in old:
-            limitations = old[old.index(LIMITATIONS_HEADING):]
     model = load_gansynth(path, device)
     card = build_card(path, evaluate_model(model, gen_per_real, device=device), model)
-    json_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(card_markdown(card, limitations), encoding="utf-8")
-    return json_path, md_path
+    return write_model_card(path, card, card_markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,10 +25,10 @@ from course_lib.models.ddsp_eval import reconstruction_metrics
 from course_lib.models.ddsp_features import pitch_pyin
 from course_lib.models.ddsp_train import HELDOUT_PITCHES, HELDOUT_VELOCITIES, heldout_notes, note_features
 from course_lib.runtime.checkpoint import load_checkpoint
+from course_lib.runtime.model_card import write_model_card
 from course_lib.synth import sine
 
 PathLike = Union[str, Path]
-LIMITATIONS_HEADING = "## Limitations"
 
 
 def glide(seconds: float = 2.0, sr: int = DEFAULT_SR, f_start: float = 180.0, f_end: float = 520.0,
@@ -133,17 +133,7 @@ def _markdown(card: dict, limitations: str) -> str:
 
 def write_card(path: PathLike, command: str | None = None) -> tuple[Path, Path]:
     """Measure the checkpoint at ``path``; write ``.json`` and ``.md`` beside it (keeping a Limitations section)."""
-    path = Path(path)
-    card = build_card(path, command)
-    json_path, md_path = path.with_suffix(".json"), path.with_suffix(".md")
-    json_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    limitations = ""
-    if md_path.is_file():
-        text = md_path.read_text(encoding="utf-8")
-        if LIMITATIONS_HEADING in text:
-            limitations = text[text.index(LIMITATIONS_HEADING):]
-    md_path.write_text(_markdown(card, limitations), encoding="utf-8")
-    return json_path, md_path
+    return write_model_card(path, build_card(path, command), _markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
