@@ -4,6 +4,7 @@
 ``wavenet``        mu-law WaveNet with fast generation, NSynth WaveNet autoencoder (Lesson 03)
 ``gansynth``       progressive GANSynth generator / discriminator (Lesson 04)
 ``gansynth_repr``  phase / IF / mel-IF note representations and their inverses (Lesson 04)
+``layers``         equalised dense / conv layers, pixel norm, minibatch stddev (GANSynth; StyleGAN2's EqualLinear alike)
 ``stylegan2``      StyleGAN2 for log-mel loop images (Lesson 05, HW2)
 ``melgan``         MelGAN vocoder and the Griffin-Lim baseline (Lesson 05, HW2)
 ``istft_vocoder``  Vocos-style frame-rate vocoder (mel -> STFT magnitude/phase -> iSTFT), HW2's default
@@ -18,4 +19,7 @@
 ``pqmf``           RAVE's pseudo-QMF filter bank, analysis and synthesis (Lesson 07)
 ``rave_lite``      a RAVE-style PQMF + convolutional VAE at a CPU budget, first stage only (Lesson 07)
 =================  ==============================================================
+
+Trainers live one layer up (``course_lib.train``: ``gansynth``, ``wavenet``, ``gan``, ``vocoder``), checkpoints and
+devices one layer down (``course_lib.runtime``).
 """
