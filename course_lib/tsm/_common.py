@@ -55,7 +55,8 @@ def as_batch(x: ArrayLike, name: str = "x", min_samples: int = 2) -> tuple[torch
     if tb.shape[-1] < min_samples:
         raise ValueError(f"{name}: audio of {tb.shape[-1]} samples is too short; this method needs at least "
                          f"{min_samples} samples (one analysis frame)")
-    if not torch.isfinite(tb).all():
+    lo, hi = (float(v) for v in torch.aminmax(tb.detach()))  # one pass; NaN propagates into both
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name}: audio holds NaN or infinite samples")
     return tb, {"one_d": one_d, "numpy": was_numpy}
 
@@ -149,8 +150,20 @@ def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
 
 
 def window_sum(window: torch.Tensor, frames: int, hop: int) -> torch.Tensor:
-    """Overlap-added window ``(samples,)`` for ``frames`` frames every ``hop`` samples."""
-    return overlap_add(window.reshape(1, 1, -1).expand(1, frames, -1).contiguous(), hop)[0]
+    """Overlap-added window ``(samples,)`` for ``frames`` frames every ``hop`` samples.
+
+    The same additions in the same order as :func:`overlap_add` of ``frames`` copies of the window,
+    without making the copies (each of the ``N / hop`` slabs of the window is added to every frame).
+    """
+    n = window.shape[0]
+    if n % hop:
+        return overlap_add(window.reshape(1, 1, -1).expand(1, frames, -1).contiguous(), hop)[0]
+    k = n // hop
+    slabs = window.reshape(k, hop)
+    out = window.new_zeros(frames + k - 1, hop)
+    for j in range(k):
+        out[j:j + frames] += slabs[j]
+    return out.reshape(-1)[:(frames - 1) * hop + n]
 
 
 #: on the CPU, batches are processed in blocks of about this many samples: the vectorised methods are

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from course_lib.tsm import kernels
 from course_lib.tsm._common import (ArrayLike, as_batch, batch_blocks, check_frame, check_rate, check_sr,
                                     output_length, pow2_frame, restore)
 from course_lib.tsm.ola import ola
@@ -32,9 +33,12 @@ def _odd(n: float) -> int:
 
 def median_filter(mag: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     """Running median of odd length ``size`` along ``dim`` (-1 = time, -2 = frequency), edges padded by
-    replication; same shape as ``mag`` ``(batch, freq, frames)``."""
+    replication; same shape as ``mag`` ``(batch, freq, frames)``. CPU tensors without gradient go
+    through a compiled sorted-window median (:mod:`course_lib.tsm.kernels`, bit-equal)."""
     if size <= 1:
         return mag
+    if kernels.serves(mag):  # compiled sorted-window median: bit-equal, ~20x faster on the CPU
+        return kernels.running_median(mag, size, dim)
     half = size // 2
     m = mag.transpose(dim, -1) if dim != -1 else mag
     lead = m.shape[:-1]

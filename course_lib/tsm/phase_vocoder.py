@@ -56,31 +56,32 @@ def stretch_spectrogram(spec: torch.Tensor, rate: float, hop: int, n_fft: int, f
     """
     b, nf, t_in = spec.shape
     dev = spec.device
-    spec = torch.nn.functional.pad(spec, (0, 2))  # two silent frames past the end
+    # time-major (batch, frames, freq): reading a frame copies one contiguous row, and phase locking
+    # works along rows; the arithmetic per bin is unchanged
+    spec = torch.nn.functional.pad(spec.transpose(1, 2), (0, 0, 0, 2))  # two silent frames past the end
     mag_in, ph_in = spec.abs(), torch.angle(spec)
     t = torch.arange(frames_out, device=dev, dtype=torch.float64) * rate
     i0 = t.floor().long().clamp(max=t_in)  # reads past the end hit the silent frames
-    alpha = (t - i0.to(torch.float64)).clamp(0.0, 1.0).to(torch.float32)
-    m0, m1 = mag_in[..., i0], mag_in[..., i0 + 1]
+    alpha = (t - i0.to(torch.float64)).clamp(0.0, 1.0).to(torch.float32).view(-1, 1)
+    m0, m1 = mag_in.index_select(1, i0), mag_in.index_select(1, i0 + 1)
     mag = torch.lerp(m0, m1, alpha)
-    ph0 = ph_in[..., i0]
+    ph0, ph1 = ph_in.index_select(1, i0), ph_in.index_select(1, i0 + 1)
     k = torch.arange(nf, device=dev)
     # the bin-centre advance omega_k * hop = 2 pi k hop / n_fft, kept exact with integer arithmetic
-    omega = (2.0 * math.pi * hop / n_fft) * k.to(torch.float32).view(-1, 1)
-    deviation = ph_in[..., i0 + 1] - ph0 - omega
+    omega = (2.0 * math.pi * hop / n_fft) * k.to(torch.float32).view(1, -1)
+    deviation = ph1 - ph0 - omega
     deviation = torch.remainder(deviation + math.pi, 2.0 * math.pi) - math.pi
     # phase of output frame j: phase of frame 0 + sum_{i<j} (omega + deviation_i)
     j = torch.arange(frames_out, device=dev)
-    bin_turns = torch.remainder(k.view(-1, 1) * (hop * j), n_fft).to(torch.float32) * (2.0 * math.pi / n_fft)
-    dev_sum = torch.cumsum(deviation, dim=-1) - deviation
-    phase = ph0[..., :1] + bin_turns + dev_sum
+    bin_turns = torch.remainder((hop * j).view(-1, 1) * k.view(1, -1), n_fft).to(torch.float32) * (2.0 * math.pi / n_fft)
+    dev_sum = torch.cumsum(deviation, dim=1) - deviation
+    phase = ph0[:, :1] + bin_turns + dev_sum
     if phase_locking:
-        # work with frequency as the last (contiguous) axis: the running max/min along it are fast
-        ph_t, ph0_t = phase.transpose(1, 2).contiguous(), ph0.transpose(1, 2).contiguous()
-        peaks = peak_regions(mag.transpose(1, 2).contiguous())
-        locked = torch.gather(ph_t, -1, peaks) + ph0_t - torch.gather(ph0_t, -1, peaks)
-        phase = locked.transpose(1, 2)
-    return torch.polar(mag, phase)
+        peaks = peak_regions(mag)
+        phase = torch.gather(phase, -1, peaks) + ph0 - torch.gather(ph0, -1, peaks)
+    # polar form from vectorised cos / sin (torch.polar's own loop is several times slower on the CPU)
+    out = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+    return out.transpose(1, 2)
 
 
 def phase_vocoder(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None,

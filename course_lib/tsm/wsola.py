@@ -7,14 +7,16 @@ the candidate's energy, over the part where the two frames overlap. Overlapping
 frames then add in phase, so tones keep a smooth waveform.
 
 Only the choice of frame ``m`` depends on frame ``m - 1``, so the search is one short loop over
-frames; each step is a batched FFT cross-correlation against precomputed spectra of the search
-regions.
+frames. On the CPU (numba present) that loop is compiled (:mod:`course_lib.tsm.kernels`: direct
+float64 dot products, the same frames chosen); otherwise each step is a batched FFT
+cross-correlation against precomputed spectra of the search regions.
 """
 
 from __future__ import annotations
 
 import torch
 
+from course_lib.tsm import kernels
 from course_lib.tsm._common import (ArrayLike, as_batch, check_frame, check_rate, check_sr, gather_frames,
                                     output_length, pow2_frame, restore)
 from course_lib.tsm.ola import OLA_FRAME_SECONDS, synthesize
@@ -60,9 +62,10 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     lc = n - hs if n > hs else n
     span = lc + 2 * tol  # search region of frame m: [nominal - tol, nominal + tol + lc)
     nfft = 1 << (span - 1).bit_length()  # lags 0..2*tol never wrap around when nfft >= span
-    # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
     regions = gather_frames(xp, nominal - tol, span)
-    reg_spec = torch.fft.rfft(regions, nfft)
+    compiled = kernels.serves(xp)
+    # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
+    reg_spec = None if compiled else torch.fft.rfft(regions, nfft)
     # energy of every candidate, to normalise the correlation: a loud candidate must not win just by
     # being loud (e.g. a drum hit pulling frames towards it). ``floor`` keeps silence finite.
     cs = torch.nn.functional.pad(torch.cumsum(regions.to(torch.float64) ** 2, dim=-1), (1, 0))
@@ -78,7 +81,11 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     neg_penalty = -pull * t_norm.roll(1, dims=1).unsqueeze(-1)  # (batch, frames, 2 tol + 1)
     starts = torch.empty(b, frames, dtype=torch.long, device=dev)
     starts[:, 0] = nominal[0]
-    if dev.type == "cpu":
+    if compiled:
+        # the same scores as direct dot products in a compiled loop (course_lib.tsm.kernels)
+        starts = kernels.wsola_search(xp, nominal, hs, lc, tol, inv_norm.contiguous(),
+                                      neg_penalty.contiguous())
+    elif dev.type == "cpu":
         # on the CPU plain slices with Python integers are the cheapest way to read the templates
         prev = [int(nominal[0])] * b
         lo = (nominal - tol).tolist()
