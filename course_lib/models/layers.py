@@ -68,14 +68,20 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
 
 
-def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+def minibatch_stddev(x: torch.Tensor, group_size: int = 4, *, strict: bool = False) -> torch.Tensor:
     """Append one feature map: the mean standard deviation of features over groups of samples.
 
     ``(batch, C, H, W)`` -> ``(batch, C + 1, H, W)``. The group is the largest divisor of the
-    batch not above ``group_size``.
+    batch not above ``group_size`` (GANSynth); ``strict=True`` (StyleGAN2's rule) takes ``min(group_size, batch)``
+    and raises ``ValueError`` when it does not divide the batch.
     """
     n, c, h, w = x.shape
-    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    if strict:
+        g = min(group_size, n)
+        if n % g:
+            raise ValueError(f"batch {n} is not divisible by the minibatch-stddev group size {g}")
+    else:
+        g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
     y = x.view(g, n // g, c, h, w).float()
     y = (y - y.mean(dim=0, keepdim=True)).pow(2).mean(dim=0).add(1e-8).sqrt()  # (n/g, C, H, W)
     y = y.mean(dim=(1, 2, 3)).to(x.dtype)  # (n/g,)
