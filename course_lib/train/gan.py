@@ -30,7 +30,15 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DistributedSampler
 
+from course_lib.audio import save
 from course_lib.data.config import COURSE_MEL, derive_seed
+from course_lib.data.datasets import LoopDataset
+from course_lib.models import melgan as mg
+from course_lib.models import stylegan2 as sg
+from course_lib.models.melgan import griffin_lim_vocoder
+from course_lib.models.stylegan2 import ema_beta, ema_update, make_ema
+from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.runtime.device import set_threads
 from course_lib.spectral import MelConfig, log_mel
 from course_lib.train import ddp
 
@@ -238,7 +246,6 @@ class StyleGAN2Task:
     """StyleGAN2 on log-mel images: logistic D loss + lazy R1, non-saturating G loss (+ path length), mixing."""
 
     def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-        from course_lib.models import stylegan2 as sg
 
         self.cfg, self.device = cfg, device
         self.spec = sg.MelImageSpec(mel=cfg.mel_config, loop_samples=cfg.loop_samples, width=cfg.image_width)
@@ -416,8 +423,6 @@ class StyleGAN2Task:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        from course_lib.audio import save
-        from course_lib.models.melgan import griffin_lim_vocoder
 
         g = (self.G_ema if self.G_ema is not None else self.G).eval()
         mels = self.sg.generate_mels(g, self.spec, 8, seed=1234, noise_mode="const").cpu()  # classes 0..7 if conditional
@@ -438,7 +443,6 @@ class MelGANTask:
     """MelGAN: hinge loss of a multi-scale D, feature matching and multi-resolution STFT loss on random crops."""
 
     def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-        from course_lib.models import melgan as mg
 
         self.cfg, self.device, self.mg = cfg, device, mg
         self.mel = cfg.mel_config
@@ -450,7 +454,6 @@ class MelGANTask:
         torch.manual_seed(cfg.seed)
         self.G = mg.MelGANGenerator(self.arch).to(device)
         self.D = mg.MultiScaleDiscriminator(self.arch).to(device)
-        from course_lib.models.stylegan2 import make_ema
 
         self.G_ema = make_ema(self.G) if cfg.ema_half_life > 0 else None
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
@@ -514,7 +517,6 @@ class MelGANTask:
     @torch.no_grad()
     def snapshot(self, folder: Path, step: int) -> None:
         """Vocodes the first training loop's mel and writes it (and the original)."""
-        from course_lib.audio import save
 
         if getattr(self, "_snap_clip", None) is None:
             return
@@ -559,7 +561,6 @@ def load_training_data(cfg: GANConfig) -> torch.Tensor:
 
 def load_training_set(cfg: GANConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The training split of the synthetic loop set: audio ``(N, loop_samples)``, labels ``(N,)``, class names."""
-    from course_lib.data.datasets import LoopDataset
 
     ds = LoopDataset(split="train", preset=cfg.data_preset, seed=cfg.data_seed, sr=cfg.mel_config.sr,
                      precompute_mel=False)
@@ -573,7 +574,6 @@ def _checkpoint_path(out_dir: Path) -> Path:
 def _save_checkpoint(path: Path, task, step: int, history: list[dict], cfg: GANConfig) -> None:
     """The course checkpoint format (:mod:`course_lib.train.checkpoint`): G and its optimizer as the model,
     D, its optimizer, the EMA and running means in ``extra``."""
-    from course_lib.train.checkpoint import save_checkpoint
 
     extra = {"D": {k: v.detach().cpu() for k, v in task.D.state_dict().items()}, "opt_d": task.opt_d.state_dict(),
              "G_ema": task.G_ema.state_dict() if task.G_ema is not None else None, **task.extra_state()}
@@ -581,7 +581,6 @@ def _save_checkpoint(path: Path, task, step: int, history: list[dict], cfg: GANC
 
 
 def _load_checkpoint(path: Path, task, device: torch.device) -> tuple[int, list[dict]]:
-    from course_lib.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(path, task.G, task.opt_g, map_location=device)
     extra = state["extra"]
@@ -635,8 +634,6 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
     """
     from tqdm.auto import tqdm
 
-    from course_lib.models.stylegan2 import ema_beta, ema_update
-    from course_lib.train.device import set_threads
 
     info = info or ddp.init_distributed(cfg.device)
     if cfg.threads is not None or info.distributed:
