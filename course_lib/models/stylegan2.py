@@ -36,6 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_lib import DEFAULT_SR
+from course_lib.audio import save
+from course_lib.models.melgan import griffin_lim_vocoder
+from course_lib.runtime.checkpoint import atomic_save
 from course_lib.spectral import MelConfig
 
 PathLike = Union[str, Path]
@@ -794,8 +797,6 @@ def generate_audio(generator: Generator, spec: MelImageSpec, n: int,
     ``vocoder`` maps log-mel ``(batch, n_mels, frames)`` to audio ``(batch, >= loop_samples)`` (a MelGAN
     generator); None uses Griffin-Lim (:func:`course_lib.models.melgan.griffin_lim_vocoder`).
     """
-    from course_lib.models.melgan import griffin_lim_vocoder
-
     mels = generate_mels(generator, spec, n, seed, truncation_psi, batch_size, device=device)
     voc = vocoder if vocoder is not None else (lambda m: griffin_lim_vocoder(m, spec.mel, spec.loop_samples))
     out = []
@@ -809,8 +810,6 @@ def generate_audio(generator: Generator, spec: MelImageSpec, n: int,
 
 def export_loops(folder: PathLike, audio: torch.Tensor, sr: int, prefix: str = "loop") -> list[Path]:
     """Write loops ``(n, samples)`` as 16-bit WAVs ``<prefix>_00000.wav``... in ``folder`` (created); returns paths."""
-    from course_lib.audio import save
-
     if audio.ndim != 2:
         raise ValueError(f"audio must be (n, samples), got {tuple(audio.shape)}")
     folder = Path(folder)
@@ -819,12 +818,11 @@ def export_loops(folder: PathLike, audio: torch.Tensor, sr: int, prefix: str = "
 
 
 def save_generator(generator: Generator, spec: MelImageSpec, path: PathLike, meta: dict | None = None) -> Path:
-    """Save a generator (usually the EMA one) with its config and mel-image spec as a plain dict."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "stylegan2_generator", "config": generator.config.to_dict(), "spec": spec.to_dict(),
-                "state_dict": {k: v.cpu() for k, v in generator.state_dict().items()}, "meta": meta or {}}, path)
-    return path
+    """Save a generator (usually the EMA one) with its config and mel-image spec as a plain dict (atomically: an
+    interrupted save leaves the old file)."""
+    return atomic_save({"kind": "stylegan2_generator", "config": generator.config.to_dict(), "spec": spec.to_dict(),
+                        "state_dict": {k: v.cpu() for k, v in generator.state_dict().items()}, "meta": meta or {}},
+                       path)
 
 
 def load_generator(path: PathLike | None = None, device: Device = None) -> tuple[Generator, MelImageSpec]:
