@@ -119,7 +119,10 @@ def _flops_per_sample(model: WaveNet, method: str, n: int = 4) -> float:
     return (counter.get_total_flops() - prime_only.get_total_flops()) / n
 
 
-def test_fast_cost_does_not_grow_with_receptive_field_but_naive_does():
+def test_fast_cost_does_not_grow_with_receptive_field_but_naive_does(monkeypatch):
+    # counted on the torch path (the compiled CPU generator runs no torch ops to count; it is
+    # checked token for token against it in tests/test_wavenet_compiled.py)
+    monkeypatch.setenv("COURSE_NO_NUMBA", "1")
     # same layer count and widths, receptive fields 9 vs 256
     short = WaveNet(WaveNetConfig(**SMALL, dilations=(1,) * 8))
     long = WaveNet(WaveNetConfig(**SMALL, layers_per_cycle=8, cycles=1))

@@ -24,10 +24,13 @@ upsampled latents and the pitch.
 from __future__ import annotations
 
 import collections
+import functools
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -390,6 +393,7 @@ class _FastState:
         dev, dtype = model.device, model.skip_bias.dtype
         self.k = k = cfg.kernel_size
         self.hop = cfg.local_hop
+        self.dilations = [layer.dilation for layer in model.layers]
         self.embed = model.embed.weight[:, :, 0].t().contiguous()  # (n_classes, R)
         self.layers = []
         for layer in model.layers:
@@ -436,6 +440,138 @@ class _FastState:
         skip = torch.addmm(self.skip_bias, torch.cat(zs, dim=1), self.skip_w)
         out = torch.addmm(self.h1b, torch.relu(skip), self.h1w)
         return torch.addmm(self.h2b, torch.relu(out), self.h2w)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_generation():
+    """The numba kernel of fast generation (whole loop compiled), or ``None`` without numba."""
+    try:
+        import numba
+    except Exception:  # noqa: BLE001 - no numba: the torch loop
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def run(seq, first, total, embed, w_gate, cond, hop, w_res, skip_w, skip_b, h1w, h1b, h2w, h2b,
+            dilations, k, temperature, noise, hist):
+        """Fast WaveNet generation in place on ``seq`` (B, total + 1): the operations of
+        ``_FastState.step`` and ``_sample`` per step, float32, ring buffers instead of deques."""
+        batch = seq.shape[0]
+        n_layers, kr, g2 = w_gate.shape
+        r = embed.shape[1]
+        g = g2 // 2
+        n_frames = cond.shape[1]
+        n_classes = h2w.shape[1]
+        s = skip_w.shape[1]
+        x = np.empty(r, dtype=np.float32)
+        inp = np.empty(kr, dtype=np.float32)
+        gates = np.empty(g2, dtype=np.float32)
+        zcat = np.empty(n_layers * g, dtype=np.float32)
+        skip = np.empty(s, dtype=np.float32)
+        head = np.empty(s, dtype=np.float32)
+        logits = np.empty(n_classes, dtype=np.float32)
+        cdf = np.empty(n_classes, dtype=np.float32)
+        for t in range(total):
+            frame = min(t // hop, n_frames - 1)
+            for b in range(batch):
+                x[:] = embed[seq[b, t]]
+                for layer in range(n_layers):
+                    d = dilations[layer]
+                    qlen = (k - 1) * d
+                    for m in range(k - 1):  # tap m reads the input (k - 1 - m) d samples back
+                        lag = (k - 1 - m) * d
+                        inp[m * r:(m + 1) * r] = hist[layer, (t - lag) % qlen, b]
+                    inp[(k - 1) * r:] = x
+                    if qlen > 0:
+                        hist[layer, t % qlen, b] = x
+                    gates[:] = cond[layer, frame, b]
+                    w = w_gate[layer]
+                    for i in range(kr):
+                        v = inp[i]
+                        for j in range(g2):
+                            gates[j] += v * w[i, j]
+                    for j in range(g):
+                        zcat[layer * g + j] = math.tanh(gates[j]) * (np.float32(1.0) / (np.float32(1.0) + math.exp(-gates[g + j])))
+                    if layer < n_layers - 1:
+                        wr = w_res[layer]
+                        for i in range(g):
+                            v = zcat[layer * g + i]
+                            for j in range(r):
+                                x[j] += v * wr[i, j]
+                skip[:] = skip_b
+                for i in range(n_layers * g):
+                    v = zcat[i]
+                    for j in range(s):
+                        skip[j] += v * skip_w[i, j]
+                head[:] = h1b
+                for i in range(s):
+                    v = max(skip[i], np.float32(0.0))
+                    for j in range(s):
+                        head[j] += v * h1w[i, j]
+                logits[:] = h2b
+                for i in range(s):
+                    v = max(head[i], np.float32(0.0))
+                    for j in range(n_classes):
+                        logits[j] += v * h2w[i, j]
+                if t < first:
+                    continue
+                if temperature == 0.0:
+                    best = 0
+                    for j in range(1, n_classes):
+                        if logits[j] > logits[best]:
+                            best = j
+                    seq[b, t + 1] = best
+                    continue
+                if temperature != 1.0:
+                    for j in range(n_classes):
+                        logits[j] = logits[j] / np.float32(temperature)
+                top = logits.max()
+                total_p = np.float32(0.0)
+                for j in range(n_classes):
+                    cdf[j] = math.exp(logits[j] - top)
+                    total_p += cdf[j]
+                acc = np.float32(0.0)
+                for j in range(n_classes):
+                    acc += cdf[j] / total_p
+                    cdf[j] = acc
+                u = noise[t - first, b] * cdf[n_classes - 1]
+                pick = n_classes - 1
+                for j in range(n_classes):
+                    if cdf[j] >= u:
+                        pick = j
+                        break
+                seq[b, t + 1] = pick
+
+    return run
+
+
+def _generate_compiled(state: "_FastState", seq: torch.Tensor, first: int, total: int, temperature: float,
+                       gen: torch.Generator | None) -> bool:
+    """Run fast generation through the numba kernel; ``False`` (nothing done) if it cannot serve."""
+    from course_lib.synth import kernels
+
+    if seq.device.type != "cpu" or not kernels.available():  # COURSE_NO_NUMBA=1 keeps the torch loop
+        return False
+    run = _compiled_generation()
+    if run is None:
+        return False
+    f32 = lambda t: np.ascontiguousarray(t.detach().to(torch.float32).numpy())  # noqa: E731
+    batch = seq.shape[0]
+    w_gate = torch.stack([torch.cat([wa, wb], dim=1) for _, _, _, _, wa, wb, _ in state.layers])
+    cond = torch.stack([torch.cat([torch.stack(ca), torch.stack(cb)], dim=-1) for _, _, ca, cb, _, _, _ in state.layers])
+    r = w_gate.shape[1] // state.k
+    w_res = torch.stack([wres if wres is not None else torch.zeros(w_gate.shape[2] // 2, r)
+                         for *_, wres in state.layers])
+    max_q = max([(state.k - 1) * d for d in state.dilations] + [1])
+    hist = np.zeros((len(state.layers), max_q, batch, r), dtype=np.float32)
+    # the sampling noise, drawn exactly as _sample draws it: one torch.rand(B, 1) per generated sample
+    steps = total - first
+    noise = (torch.stack([torch.rand(batch, 1, generator=gen, device=seq.device)[:, 0] for _ in range(steps)])
+             if temperature != 0 and steps > 0 else torch.zeros(max(steps, 1), batch))
+    seq_np = seq.numpy()  # shares memory: the kernel writes the generated classes into seq
+    run(seq_np, first, total, f32(state.embed), f32(w_gate), f32(cond), state.hop, f32(w_res), f32(state.skip_w),
+        f32(state.skip_bias[0]), f32(state.h1w), f32(state.h1b), f32(state.h2w), f32(state.h2b),
+        np.asarray(state.dilations, dtype=np.int64), state.k, float(temperature), f32(noise), hist)
+    return True
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -519,7 +655,10 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
     seq[:, 1:P + 1] = prime
     bar = _progress(total, progress, f"WaveNet {method}")
     try:
-        if method == "fast":
+        if method == "fast" and _generate_compiled(_FastState(model, B, g, local), seq, P, total, temperature, gen):
+            if bar is not None:  # compiled on the CPU (numba): the same steps without per-operation overhead
+                bar.update(total)
+        elif method == "fast":
             state = _FastState(model, B, g, local)
             for t in range(total):
                 logits = state.step(seq[:, t], t)
