@@ -75,8 +75,23 @@ def _build(numba, cache: bool):
                 window[i] = new
                 out[r, p] = window[half]
 
+    @exact
+    def candidate_inv_norms(row, lo, overlap, lags, floor, out):
+        """out[j] = 1 / (|x[lo + j : lo + j + overlap]| + floor) in float32, computed as wsola.py's torch
+        code does (float64 running sum of squares from the region start, differences, sqrt)."""
+        cs = np.empty(overlap + lags)
+        acc = 0.0
+        for i in range(overlap + lags - 1):
+            v = np.float64(row[lo + i])
+            acc += v * v
+            cs[i + 1] = acc
+        cs[0] = 0.0
+        for j in range(lags):
+            e = max(cs[j + overlap] - cs[j], 0.0)
+            out[j] = np.float32(1.0) / (np.float32(np.sqrt(e)) + floor)
+
     @fast
-    def wsola_starts(xp, nominal, hop, overlap, tol, inv_norm, neg_penalty, starts):
+    def wsola_starts(xp, nominal, hop, overlap, tol, floor, neg_penalty, starts):
         """Frame starts of WSOLA for every item: the shift in [-tol, tol] maximising
         corr * inv_norm + neg_penalty, where corr is the dot product of the candidate's first
         ``overlap`` samples with the natural continuation of the previous frame."""
@@ -84,8 +99,10 @@ def _build(numba, cache: bool):
         frames = nominal.shape[0]
         lags = 2 * tol + 1
         acc = np.empty(lags)
+        inv_norm = np.empty(lags, dtype=np.float32)
         for i in range(batch):
-            row = xp[i].astype(np.float64)
+            src = xp[i]
+            row = src.astype(np.float64)
             prev = nominal[0]
             starts[i, 0] = prev
             for m in range(1, frames):
@@ -93,15 +110,24 @@ def _build(numba, cache: bool):
                 lo = nominal[m] - tol
                 # corr[j] = sum_q template[q] x[lo + j + q]: lags innermost, so it vectorises
                 acc[:] = 0.0
-                for q in range(overlap):
+                q = 0
+                while q + 4 <= overlap:  # four template samples per pass over the lags: fewer acc loads
+                    ta, tb, tc, td = row[t0 + q], row[t0 + q + 1], row[t0 + q + 2], row[t0 + q + 3]
+                    seg = row[lo + q:lo + q + lags + 3]
+                    for j in range(lags):
+                        acc[j] += ta * seg[j] + tb * seg[j + 1] + tc * seg[j + 2] + td * seg[j + 3]
+                    q += 4
+                while q < overlap:
                     tq = row[t0 + q]
                     seg = row[lo + q:lo + q + lags]
                     for j in range(lags):
                         acc[j] += tq * seg[j]
+                    q += 1
+                candidate_inv_norms(src, lo, overlap, lags, floor[i], inv_norm)
                 best = -np.inf
                 best_j = 0
                 for j in range(lags):
-                    score = neg_penalty[i, m, j] + np.float32(acc[j]) * inv_norm[i, m, j]
+                    score = neg_penalty[i, m, j] + np.float32(acc[j]) * inv_norm[j]
                     if score > best:
                         best = score
                         best_j = j
@@ -134,6 +160,7 @@ def _build(numba, cache: bool):
     ns = Kernels()
     ns.running_median_rows = running_median_rows
     ns.wsola_starts = wsola_starts
+    ns.candidate_inv_norms = candidate_inv_norms
     ns.windowed_overlap_add = windowed_overlap_add
     return ns
 
@@ -151,14 +178,15 @@ def running_median(mag: torch.Tensor, size: int, dim: int) -> torch.Tensor:
 
 
 def wsola_search(xp: torch.Tensor, nominal: torch.Tensor, hop: int, overlap: int, tol: int,
-                 inv_norm: torch.Tensor, neg_penalty: torch.Tensor) -> torch.Tensor:
+                 floor: torch.Tensor, neg_penalty: torch.Tensor) -> torch.Tensor:
     """WSOLA's frame starts ``(batch, frames)`` int64 in the padded input ``xp`` ``(batch, samples)``;
-    ``inv_norm`` / ``neg_penalty`` ``(batch, frames, 2 tol + 1)`` float32 as in ``wsola.wsola``."""
+    ``floor`` ``(batch,)`` and ``neg_penalty`` ``(batch, frames, 2 tol + 1)`` float32 as in ``wsola.wsola``
+    (the candidates' inverse norms are computed here, as wsola.py computes them)."""
     b, frames = xp.shape[0], nominal.shape[0]
     starts = np.empty((b, frames), dtype=np.int64)
     _compiled().wsola_starts(np.ascontiguousarray(xp.numpy()), np.ascontiguousarray(nominal.numpy()),
                              int(hop), int(overlap), int(tol),
-                             np.ascontiguousarray(inv_norm.numpy()), np.ascontiguousarray(neg_penalty.numpy()),
+                             np.ascontiguousarray(floor.numpy(), dtype=np.float32), np.ascontiguousarray(neg_penalty.numpy()),
                              starts)
     return torch.from_numpy(starts)
 

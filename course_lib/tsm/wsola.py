@@ -62,16 +62,17 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     lc = n - hs if n > hs else n
     span = lc + 2 * tol  # search region of frame m: [nominal - tol, nominal + tol + lc)
     nfft = 1 << (span - 1).bit_length()  # lags 0..2*tol never wrap around when nfft >= span
-    regions = gather_frames(xp, nominal - tol, span)
     compiled = kernels.serves(xp)
-    # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
-    reg_spec = None if compiled else torch.fft.rfft(regions, nfft)
     # energy of every candidate, to normalise the correlation: a loud candidate must not win just by
     # being loud (e.g. a drum hit pulling frames towards it). ``floor`` keeps silence finite.
-    cs = torch.nn.functional.pad(torch.cumsum(regions.to(torch.float64) ** 2, dim=-1), (1, 0))
     floor = 1e-3 * (xb.pow(2).mean(dim=-1, keepdim=True) * lc).sqrt() + 1e-9  # (batch, 1)
-    cand_norm = (cs[..., lc:lc + 2 * tol + 1] - cs[..., :2 * tol + 1]).clamp_min(0.0).sqrt().to(torch.float32)
-    inv_norm = 1.0 / (cand_norm + floor.unsqueeze(-1))
+    if not compiled:  # (the compiled search computes the same norms, bit for bit, frame by frame)
+        regions = gather_frames(xp, nominal - tol, span)
+        # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
+        reg_spec = torch.fft.rfft(regions, nfft)
+        cs = torch.nn.functional.pad(torch.cumsum(regions.to(torch.float64) ** 2, dim=-1), (1, 0))
+        cand_norm = (cs[..., lc:lc + 2 * tol + 1] - cs[..., :2 * tol + 1]).clamp_min(0.0).sqrt().to(torch.float32)
+        inv_norm = 1.0 / (cand_norm + floor.unsqueeze(-1))
     # a small pull towards the nominal position: ties (silence, equally good periods) resolve to the
     # least drift, so the output keeps its timing. Scores are correlation / |candidate| minus the pull
     # scaled by |template| (estimated at the nominal continuation, which saves a norm per step).
@@ -83,8 +84,7 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     starts[:, 0] = nominal[0]
     if compiled:
         # the same scores as direct dot products in a compiled loop (course_lib.tsm.kernels)
-        starts = kernels.wsola_search(xp, nominal, hs, lc, tol, inv_norm.contiguous(),
-                                      neg_penalty.contiguous())
+        starts = kernels.wsola_search(xp, nominal, hs, lc, tol, floor.reshape(b), neg_penalty.contiguous())
     elif dev.type == "cpu":
         # on the CPU plain slices with Python integers are the cheapest way to read the templates
         prev = [int(nominal[0])] * b
