@@ -120,7 +120,7 @@ def main() -> None:
     rows = []
     load_before = machine()["load_average"]
     print(f"{seconds:.0f} s mono at {SR} Hz, output {STRETCH}x as long, {torch.get_num_threads()} threads, "
-          f"median of {repeats}; {pytsmod_note}; {load_note()}")
+          f"median of {repeats} (a run under 0.2 s is repeated within each timing); {pytsmod_note}; {load_note()}")
     print(f"librosa.effects.time_stretch: {duration / baseline:8.1f}x real time")
     print(f"{'method':<22}{'ours xRT':>10}{'pytsmod xRT':>13}{'ours/pytsmod':>14}{'worst pair':>11}{'ours/librosa':>14}")
     for name, fn in ours.items():
