@@ -13,7 +13,10 @@ Two generators produce identical samples for the same seed (:func:`generate_toke
 * ``"naive"`` re-runs the whole network over the last ``receptive_field`` samples for every new
   sample -- cost O(receptive field x layers) per sample;
 * ``"fast"`` (Paine et al. 2016, "Fast WaveNet") keeps, for every layer, a queue of that layer's
-  past inputs at the lags its dilated kernel reads, so each new sample costs O(layers).
+  past inputs at the lags its dilated kernel reads, so each new sample costs O(layers). On the CPU
+  the whole loop is compiled with numba (ring buffers, the same steps and tokens): a step is a few
+  small matrix-vector products, which a torch loop would spend in per-operation overhead; the torch
+  loop stays for CUDA and ``COURSE_NO_NUMBA=1``.
 
 :class:`WaveNetAutoencoder` (Engel et al. 2017, NSynth) encodes a note with a non-causal dilated
 convolution stack, average-pools it to a latent sequence (``hop`` samples per frame,
