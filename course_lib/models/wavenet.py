@@ -40,6 +40,7 @@ from torch import nn
 
 from course_lib.audio import mu_law_decode, mu_law_encode
 from course_lib.runtime.checkpoint import load_checkpoint
+from course_lib.synth import kernels
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -550,8 +551,6 @@ def _compiled_generation():
 def _generate_compiled(state: "_FastState", seq: torch.Tensor, first: int, total: int, temperature: float,
                        gen: torch.Generator | None) -> bool:
     """Run fast generation through the numba kernel; ``False`` (nothing done) if it cannot serve."""
-    from course_lib.synth import kernels
-
     if seq.device.type != "cpu" or not kernels.available():  # COURSE_NO_NUMBA=1 keeps the torch loop
         return False
     run = _compiled_generation()
