@@ -177,6 +177,7 @@ def test_fast_training_produces_finite_audio_of_the_exact_loop_length(tmp_path):
     import soundfile as sf
 
     assert [sf.info(str(p)).frames for p in paths] == [32000] * 3
+    assert [p.name for p in paths] == ["loop_000.wav", "loop_001.wav", "loop_002.wav"]  # HW2's naming
     with pytest.raises(FileNotFoundError):
         sg.load_generator(tmp_path / "missing.pt")
 

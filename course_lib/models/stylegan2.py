@@ -809,12 +809,13 @@ def generate_audio(generator: Generator, spec: MelImageSpec, n: int,
 
 
 def export_loops(folder: PathLike, audio: torch.Tensor, sr: int, prefix: str = "loop") -> list[Path]:
-    """Write loops ``(n, samples)`` as 16-bit WAVs ``<prefix>_00000.wav``... in ``folder`` (created); returns paths."""
+    """Write loops ``(n, samples)`` as 16-bit WAVs ``<prefix>_000.wav``, ``<prefix>_001.wav``... in ``folder``
+    (created; three digits, as HW2 names them); returns the paths."""
     if audio.ndim != 2:
         raise ValueError(f"audio must be (n, samples), got {tuple(audio.shape)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [save(folder / f"{prefix}_{i:05d}.wav", audio[i].clamp(-1, 1), sr) for i in range(audio.shape[0])]
+    return [save(folder / f"{prefix}_{i:03d}.wav", audio[i].clamp(-1, 1), sr) for i in range(audio.shape[0])]
 
 
 def save_generator(generator: Generator, spec: MelImageSpec, path: PathLike, meta: dict | None = None) -> Path:
