@@ -216,7 +216,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     voices = args.voices or (8 if args.quick else 256)
     seconds = args.seconds or (0.25 if args.quick else 1.0)
-    loop_voices = 1 if args.quick else 5
+    loop_voices = 1 if args.quick else 9
     repeats = args.repeats or (1 if args.quick else 7)
     load_before = machine()["load_average"]
 
