@@ -147,7 +147,8 @@ def card_markdown(card: dict, title: str, command: str, notes: str = "") -> str:
 {curve}
 
 {notes}
-Regenerate this card: `python tools/loop_model_card.py RUN_DIR --out course_lib/assets/<name> --command "..."`.
+Regenerate this card: `python tools/loop_model_card.py RUN_DIR --out course_lib/assets/<name> --command "..." --notes tools/card_notes/<name>.md --idle-step-seconds <s/step>`
+(the hand-written notes above live in `tools/card_notes/`).
 """
 
 

@@ -15,7 +15,7 @@ that of the real ones), ``within`` (the same ratio inside each class, averaged o
 generator's loops of the class they were asked for against the real loops of that class; 1 = as varied as the
 data, unconditional generators print nothing).
 
-    python tools/loop_selection_metric.py RUN_DIR/generator_0000750.pt RUN_DIR/generator.pt [--n 200]
+    python tools/loop_selection_metric.py RUN_DIR/generator_0000750.pt RUN_DIR/generator.pt [--n 200] [--psi 1 0.8]
 """
 
 from __future__ import annotations
@@ -122,15 +122,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("generators", nargs="+", type=Path)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=123, help="generation seed (not the grader's)")
+    ap.add_argument("--psi", type=float, nargs="+", default=[1.0], help="truncation psi values to score")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     metric = SelectionMetric()
     print("real valid+test:", {k: round(v, 3) for k, v in metric.score_real_held_out().items()})
     for path in args.generators:
         g, spec = sg.load_generator(path)
-        mels = sg.generate_mels(g, spec, args.n, seed=args.seed)
-        s = metric.score(mels, sg.balanced_labels(args.n, g.n_classes))
-        print(f"{path}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()))
+        for psi in args.psi:
+            mels = sg.generate_mels(g, spec, args.n, seed=args.seed, truncation_psi=psi)
+            s = metric.score(mels, sg.balanced_labels(args.n, g.n_classes))
+            tag = "" if args.psi == [1.0] else f" psi {psi}"
+            print(f"{path}{tag}: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in s.items()))
 
 
 if __name__ == "__main__":
