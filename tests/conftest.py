@@ -34,3 +34,20 @@ def _private_numba_cache() -> None:
 
 
 _private_numba_cache()
+
+
+@pytest.fixture
+def torch_reference(monkeypatch):
+    """``torch_reference(fn)``: ``fn()`` with the compiled kernels switched off (``COURSE_NO_NUMBA=1``), i.e.
+    through the torch reference path; the kernels are switched back on afterwards."""
+    from course_lib.synth import kernels
+
+    def run(fn):
+        monkeypatch.setenv("COURSE_NO_NUMBA", "1")
+        try:
+            assert not kernels.available()
+            return fn()
+        finally:
+            monkeypatch.delenv("COURSE_NO_NUMBA")
+
+    return run

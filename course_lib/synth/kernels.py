@@ -14,6 +14,7 @@ Kernels compile on first use (about a second, cached on disk by numba where it m
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 import os
 import warnings
 
@@ -200,15 +201,12 @@ def _build(numba, cache: bool):
                     blep = f32(0.0)
                 row[n] = (two * t - one) - blep
 
-    class Kernels:
-        pass
-
-    ns = Kernels()
-    ns.tanh_array = tanh_array
-    ns.ladder_time_major = ladder_time_major
-    ns.adsr_envelope = adsr_envelope
-    ns.polyblep_saw = polyblep_saw
-    return ns
+    return SimpleNamespace(
+        tanh_array=tanh_array,
+        ladder_time_major=ladder_time_major,
+        adsr_envelope=adsr_envelope,
+        polyblep_saw=polyblep_saw,
+    )
 
 
 def tanh(v: np.ndarray) -> np.ndarray:

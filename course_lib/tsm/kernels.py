@@ -17,6 +17,7 @@ The torch code stays the reference (and runs on accelerators, or without numba, 
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 import warnings
 
 import numpy as np
@@ -154,15 +155,12 @@ def _build(numba, cache: bool):
                     for r in range(hop):
                         o[dst + r] += row[src + r] * w[r]
 
-    class Kernels:
-        pass
-
-    ns = Kernels()
-    ns.running_median_rows = running_median_rows
-    ns.wsola_starts = wsola_starts
-    ns.candidate_inv_norms = candidate_inv_norms
-    ns.windowed_overlap_add = windowed_overlap_add
-    return ns
+    return SimpleNamespace(
+        running_median_rows=running_median_rows,
+        wsola_starts=wsola_starts,
+        candidate_inv_norms=candidate_inv_norms,
+        windowed_overlap_add=windowed_overlap_add,
+    )
 
 
 def running_median(mag: torch.Tensor, size: int, dim: int) -> torch.Tensor:
