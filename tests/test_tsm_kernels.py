@@ -7,7 +7,7 @@ import torch
 
 from course_lib.synth import drums
 from course_lib.synth.additive import harmonic_tone
-from course_lib.tsm import hpss, kernels, time_stretch
+from course_lib.tsm import hpss, time_stretch
 from course_lib.tsm.hptsm import median_filter
 
 pytest.importorskip("numba")
