@@ -157,29 +157,6 @@ def test_resuming_a_folder_trained_with_another_architecture_is_a_clear_error(tm
         train_gan(other, data=data)
 
 
-def test_class_groups_give_every_minibatch_stddev_group_one_class():
-    from course_lib.models.stylegan2 import minibatch_stddev
-
-    labels = torch.arange(30) % 3  # items 0..29, classes 0, 1, 2 in turn
-    cfg = gan.get_config("stylegan2", "fast", batch_size=8, progress=False, class_groups=True,
-                         arch=dict(n_classes=3, mbstd_group=4))
-    task = gan.build_task(cfg, torch.device("cpu"))
-    task.set_labels(labels)
-    idx = task.group_batch(torch.tensor([4, 8, 0, 1, 2, 3, 5, 6]), torch.Generator().manual_seed(0))
-    assert idx[:2].tolist() == [4, 8]  # the anchors stay; the discriminator's groups are {0, 2, 4, 6}, {1, 3, 5, 7}
-    assert labels[idx[0::2]].tolist() == [1] * 4 and labels[idx[1::2]].tolist() == [2] * 4
-    fake = task._latents(gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 8), task.G)["labels"]
-    assert len(set(fake[0::2].tolist())) == 1 and len(set(fake[1::2].tolist())) == 1
-    # what this buys: images that depend only on their class have zero spread inside every group
-    images = labels[idx].float().view(8, 1, 1, 1).expand(8, 1, 4, 4)
-    assert minibatch_stddev(images, 4)[:, -1].abs().max() < 1e-3
-    assert minibatch_stddev(labels[:8].float().view(8, 1, 1, 1).expand(8, 1, 4, 4), 4)[:, -1].min() > 0.4
-    with pytest.raises(ValueError, match="multiple of the minibatch-stddev group"):
-        gan.build_task(gan.get_config("stylegan2", "fast", batch_size=6, class_groups=True,
-                                      arch=dict(n_classes=3, mbstd_group=4)), torch.device("cpu"))
-    with pytest.raises(ValueError, match="need a class-conditional"):
-        gan.build_task(gan.get_config("stylegan2", "fast", class_groups=True), torch.device("cpu"))
-
 
 def test_mode_seeking_term_is_latent_distance_over_image_distance_for_pairs_of_one_class():
     cfg = gan.get_config("stylegan2", "fast", batch_size=4, steps=2, progress=False, mode_seeking=1.0,
@@ -198,3 +175,5 @@ def test_mode_seeking_term_is_latent_distance_over_image_distance_for_pairs_of_o
     assert task.mode_seeking_loss(img, z).item() == pytest.approx((2.0 + 0.25) / 2, rel=1e-4)
     res = train_gan(cfg, data=torch.randn(8, 32_000) * 0.1, labels=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
     assert math.isfinite(res.history[-1]["ms"]) and res.history[-1]["ms"] > 0
+    with pytest.raises(ValueError, match="needs a class-conditional"):
+        gan.build_task(gan.get_config("stylegan2", "fast", mode_seeking=1.0), torch.device("cpu"))

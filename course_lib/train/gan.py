@@ -81,10 +81,8 @@ class GANConfig:
     ``augment`` (StyleGAN2): DiffAugment policy, names from
     :data:`~course_lib.models.stylegan2.AUGMENTATIONS` applied to every image the discriminator sees.
 
-    Variety within a class (conditional StyleGAN2): ``class_groups`` lays every batch out so that each
-    minibatch-stddev group of the discriminator holds loops of one class (reals and fakes alike), so the
-    statistic measures the spread within a class instead of the spread between classes;
-    ``mode_seeking`` weighs the mode-seeking term of MSGAN (Mao et al., CVPR 2019): the batch's two halves
+    Variety within a class (conditional StyleGAN2): ``mode_seeking`` weighs the mode-seeking term of MSGAN
+    (Mao et al., CVPR 2019, off in every preset: see the StyleGAN2 card for what it did): the batch's two halves
     share their labels, noise inputs and mixing latents, and the generator is rewarded for images that differ
     as much as their latents z do (with independent noise it learned to make pairs differ by louder noise).
     """
@@ -123,7 +121,6 @@ class GANConfig:
     g_loss: str = "nonsaturating"
     image_width: int = 128
     augment: tuple[str, ...] = ()
-    class_groups: bool = False
     mode_seeking: float = 0.0
     # MelGAN
     segment: int = 4096
@@ -260,19 +257,10 @@ class StyleGAN2Task:
         self.sg = sg
         self.class_labels: torch.Tensor | None = None  # the training set's labels (conditional models)
         self.class_names: list[str] | None = None
-        self._class_members: list[torch.Tensor] = []  # indices of each class's training items (class_groups)
-        if (cfg.class_groups or cfg.mode_seeking > 0) and not self.conditional:
-            raise ValueError("class_groups and mode_seeking need a class-conditional StyleGAN2 (arch n_classes > 0)")
-        if cfg.class_groups and cfg.batch_size % self.group_size:
-            raise ValueError(f"class_groups: batch_size {cfg.batch_size} must be a multiple of the minibatch-stddev "
-                             f"group ({self.group_size})")
+        if cfg.mode_seeking > 0 and not self.conditional:
+            raise ValueError("mode_seeking needs a class-conditional StyleGAN2 (arch n_classes > 0)")
         if cfg.mode_seeking > 0 and cfg.batch_size % 2:
             raise ValueError(f"mode_seeking pairs the two halves of a batch: batch_size must be even, got {cfg.batch_size}")
-
-    @property
-    def group_size(self) -> int:
-        """Samples per minibatch-stddev group of the discriminator for one batch."""
-        return min(self.arch.mbstd_group, self.cfg.batch_size)
 
     @property
     def conditional(self) -> bool:
@@ -286,25 +274,6 @@ class StyleGAN2Task:
         if labels is None:
             raise ValueError(f"a conditional StyleGAN2 (n_classes={self.arch.n_classes}) needs the training labels")
         self.class_labels = self.sg.check_labels(labels, self.arch.n_classes, labels.shape[0]).to(self.device)
-        cpu = self.class_labels.cpu()
-        self._class_members = [torch.nonzero(cpu == c).flatten() for c in range(self.arch.n_classes)]
-
-    def group_batch(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """``class_groups``: training indices ``(batch,)`` -> indices laid out so that every minibatch-stddev group
-        holds one class: the first ``batch // group`` items are anchors, each completed with ``group - 1`` random
-        items of its class; position ``k * (batch // group) + j`` is member ``k`` of group ``j`` (the discriminator
-        groups samples ``j, j + batch // group, ...``)."""
-        if not self.cfg.class_groups:
-            return idx
-        g, m = self.group_size, idx.shape[0] // self.group_size
-        out = torch.empty_like(idx)
-        for j, a in enumerate(idx[:m].tolist()):
-            members = self._class_members[int(self.class_labels[a])]
-            pick = members[torch.randint(0, members.numel(), (g - 1,), generator=generator)]
-            out[j] = a
-            for k in range(1, g):
-                out[k * m + j] = pick[k - 1]
-        return out
 
     def _split(self, reals) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A batch is images, or ``(images, labels)`` for a conditional model."""
@@ -331,10 +300,7 @@ class StyleGAN2Task:
         if self.conditional:
             labels = self.class_labels[rnd.randint(self.class_labels.shape[0]).to(self.device)]
             b = labels.shape[0]
-            if self.cfg.class_groups:  # group j of the discriminator's statistic: samples j, j + m, ... share a class
-                m = b // self.group_size
-                labels = labels[:m].repeat(self.group_size)
-            elif self.cfg.mode_seeking > 0:  # the two halves of the batch share their labels
+            if self.cfg.mode_seeking > 0:  # the two halves of the batch share their labels
                 labels = labels[: b // 2].repeat(2)
             out["labels"] = labels
         return out
@@ -684,8 +650,6 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
             sampler.set_epoch(e)
             order, epoch = torch.tensor(list(sampler), device=dev), e
         idx = order[j * cfg.batch_size:(j + 1) * cfg.batch_size]
-        if cfg.model == "stylegan2" and cfg.class_groups:
-            idx = task.group_batch(idx, BatchRandom(cfg.seed, step, "batch", info, cfg.batch_size).g)
         batch = dataset[idx] if label_set is None else (dataset[idx], label_set[idx])
 
         task.opt_d.zero_grad(set_to_none=True)
