@@ -243,7 +243,6 @@ class StyleGAN2Task:
     """StyleGAN2 on log-mel images: logistic D loss + lazy R1, non-saturating G loss (+ path length), mixing."""
 
     def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-
         self.cfg, self.device = cfg, device
         self.spec = sg.MelImageSpec(mel=cfg.mel_config, loop_samples=cfg.loop_samples, width=cfg.image_width)
         self.arch = sg.StyleGAN2Config(**{"image_size": self.spec.size, **cfg.arch})
@@ -389,7 +388,6 @@ class StyleGAN2Task:
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-
         g = (self.G_ema if self.G_ema is not None else self.G).eval()
         mels = self.sg.generate_mels(g, self.spec, 8, seed=1234, noise_mode="const").cpu()  # classes 0..7 if conditional
         fig, axes = plt.subplots(2, 4, figsize=(12, 4))
@@ -409,7 +407,6 @@ class MelGANTask:
     """MelGAN: hinge loss of a multi-scale D, feature matching and multi-resolution STFT loss on random crops."""
 
     def __init__(self, cfg: GANConfig, device: torch.device) -> None:
-
         self.cfg, self.device, self.mg = cfg, device, mg
         self.mel = cfg.mel_config
         self.arch = mg.MelGANConfig(**{"n_mels": self.mel.n_mels, **cfg.arch})
@@ -547,7 +544,6 @@ def _save_checkpoint(path: Path, task, step: int, history: list[dict], cfg: GANC
 
 
 def _load_checkpoint(path: Path, task, device: torch.device) -> tuple[int, list[dict]]:
-
     state = load_checkpoint(path, task.G, task.opt_g, map_location=device)
     extra = state["extra"]
     task.D.load_state_dict(extra["D"])
