@@ -524,7 +524,6 @@ def load_training_data(cfg: GANConfig) -> torch.Tensor:
 
 def load_training_set(cfg: GANConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The training split of the synthetic loop set: audio ``(N, loop_samples)``, labels ``(N,)``, class names."""
-
     ds = LoopDataset(split="train", preset=cfg.data_preset, seed=cfg.data_seed, sr=cfg.mel_config.sr,
                      precompute_mel=False)
     return ds.audio[:, : cfg.loop_samples].float(), ds.labels.long(), list(ds.class_names)
