@@ -1,0 +1,164 @@
+"""A CPU-only stand-in for an accelerator, to catch device bugs before anyone has a GPU.
+
+Inside ``with FakeDevice("mps"):`` the CPU plays an accelerator: ``x.to("mps")``, ``device="mps"``
+and ``module.to("mps")`` run on the CPU but tag the resulting tensors as living on the fake
+device; ``x.device`` of a tagged tensor answers ``mps``, ``x.cpu()`` drops the tag. Every torch
+call is checked (a :class:`torch.overrides.TorchFunctionMode`) and a :class:`DeviceGuardError`
+names the call when
+
+* it mixes tensors on the fake device with CPU tensors of one or more elements (a 0-dim CPU
+  tensor is allowed, as on CUDA);
+* it creates a float64 or complex128 tensor on the fake device (Apple MPS has neither; on CUDA
+  they are many times slower than float32);
+* it draws random numbers for the fake device with a CPU generator (a real device refuses);
+* it turns a fake-device tensor into NumPy without ``.cpu()`` first.
+
+What it cannot see: work done below the Python API (inside one ATen kernel), ``torch.Generator``
+on the device (that fails here: the backend is missing) and differences in numerics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+_TAG = "_course_fake_device"
+_NO_FLOAT64 = (torch.float64, torch.complex128)
+_CPU = torch.device("cpu")
+
+
+class DeviceGuardError(RuntimeError):
+    """An operation that would fail (or silently go slow) on a real accelerator."""
+
+
+def _tagged(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and getattr(t, _TAG, False)
+
+
+def _name(func: Callable) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+
+
+class FakeDevice(TorchFunctionMode):
+    """Context manager: the CPU plays device ``kind`` (``"mps"`` or ``"cuda"``); see the module doc."""
+
+    def __init__(self, kind: str = "mps") -> None:
+        if kind not in ("mps", "cuda"):
+            raise ValueError(f"fake device kind must be 'mps' or 'cuda', got {kind!r}")
+        super().__init__()
+        self.kind = kind
+        self.device = torch.device(kind)
+        self.calls = 0
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _is_fake(self, d: Any) -> bool:
+        if isinstance(d, torch.device):
+            return d.type == self.kind
+        if isinstance(d, str):
+            try:
+                return torch.device(d).type == self.kind
+            except RuntimeError:
+                return False
+        return False
+
+    def _is_device_like(self, d: Any) -> bool:
+        if isinstance(d, torch.device):
+            return True
+        if isinstance(d, str):
+            try:
+                torch.device(d)
+                return True
+            except RuntimeError:
+                return False
+        return False
+
+    def _fail(self, func: Callable, why: str) -> None:
+        raise DeviceGuardError(f"{_name(func)}: {why} (fake {self.kind} device)")
+
+    # -- the mode ------------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: C901 - one dispatcher
+        kwargs = dict(kwargs or {})
+        self.calls += 1
+        getters = {
+            torch.Tensor.device.__get__: lambda t: self.device if _tagged(t) else t.device,
+            torch.Tensor.is_cuda.__get__: lambda t: (_tagged(t) and self.kind == "cuda") or t.is_cuda,
+            torch.Tensor.is_mps.__get__: lambda t: (_tagged(t) and self.kind == "mps") or t.is_mps,
+            torch.Tensor.is_cpu.__get__: lambda t: (not _tagged(t)) and t.is_cpu,
+        }
+        if func in getters:
+            return getters[func](args[0])
+        if func in (torch.Tensor.numpy, torch.Tensor.__array__) and _tagged(args[0]):
+            self._fail(func, "a device tensor cannot become a NumPy array; call .cpu() first")
+
+        # where the result lives: an explicit device argument decides, else the inputs
+        target: bool | None = None  # True: fake device, False: CPU, None: follow the inputs
+        if "device" in kwargs and kwargs["device"] is not None:
+            target = self._is_fake(kwargs["device"])
+            if target:
+                kwargs["device"] = _CPU
+        new_args = list(args)
+        if func in (torch.Tensor.to, torch.Tensor.new_empty, torch.Tensor.new_zeros, torch.Tensor.new_ones,
+                    torch.Tensor.new_full, torch.Tensor.new_tensor, torch.Tensor.type_as):
+            for i, a in enumerate(new_args[1:], start=1):
+                if self._is_device_like(a):
+                    target = self._is_fake(a)
+                    if target:
+                        new_args[i] = _CPU
+                elif isinstance(a, torch.Tensor) and func is torch.Tensor.to:
+                    target = _tagged(a)
+        if func is torch.Tensor.cpu:
+            target = False
+        elif func is torch.Tensor.cuda:
+            if self.kind != "cuda":
+                self._fail(func, ".cuda() called")
+            target = True
+            new_args, kwargs = [new_args[0]], {}
+            func = torch.Tensor.clone
+
+        # mixing: fake-device tensors with CPU tensors that hold more than a scalar
+        flat, _ = tree_flatten((new_args, kwargs))
+        tensors = [t for t in flat if isinstance(t, torch.Tensor)]
+        on_fake = [t for t in tensors if _tagged(t)]
+        on_cpu = [t for t in tensors if not _tagged(t) and t.dim() > 0]
+        if func == torch.Tensor.data.__set__:
+            on_fake = on_cpu = []  # Module.to swaps parameter data: the target decides, below
+        elif func in (torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.copy_, torch._has_compatible_shallow_copy_type):
+            on_cpu = []  # moving or copying between devices is what these are for
+        if on_fake and on_cpu:
+            shapes = ", ".join(str(tuple(t.shape)) for t in on_cpu[:3])
+            self._fail(func, f"mixes device tensors with CPU tensors of shape {shapes}")
+        gen = kwargs.get("generator")
+        if isinstance(gen, torch.Generator) and gen.device.type == "cpu" and (target or (target is None and on_fake)):
+            self._fail(func, "draws device random numbers with a CPU generator")
+
+        out = func(*new_args, **kwargs)
+        if (target is not None and new_args and out is new_args[0] and isinstance(out, torch.Tensor)
+                and _tagged(out) != target):
+            out = torch.Tensor.clone(out)  # a move between devices is a copy, never the same tensor
+
+        if func == torch.Tensor.data.__set__:
+            setattr(new_args[0], _TAG, _tagged(new_args[1]))
+            return out
+        fake_out = target if target is not None else bool(on_fake)
+
+        def mark(t: Any) -> Any:
+            if isinstance(t, torch.Tensor):
+                if fake_out:
+                    if t.dtype in _NO_FLOAT64:
+                        self._fail(func, f"creates a {t.dtype} tensor of shape {tuple(t.shape)} on the device")
+                    setattr(t, _TAG, True)
+                elif target is False and _tagged(t):
+                    setattr(t, _TAG, False)
+            return t
+
+        if new_args and isinstance(out, torch.Tensor) and out is new_args[0] and target is None:
+            return out  # an in-place op (or a no-op ``.to``): the tensor stays where it was
+        return tree_map(mark, out)
+
+
+def on_fake_device(t: torch.Tensor) -> bool:
+    """Whether ``t`` was tagged as living on the fake device (for tests)."""
+    return bool(_tagged(t))
