@@ -126,8 +126,8 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int = 1024, hop: int = 256, n_it
     """
     if magnitude.ndim == 2:
         magnitude = magnitude.unsqueeze(0)
-    g = torch.Generator(device=magnitude.device).manual_seed(seed)
-    angles = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=g, device=magnitude.device))
+    g = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same start on every device
+    angles = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=g).to(magnitude.device))
     if length is None:
         length = (magnitude.shape[-1] - 1) * hop
     previous = torch.zeros_like(angles)
@@ -140,13 +140,18 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int = 1024, hop: int = 256, n_it
     return istft(magnitude * angles, n_fft, hop, length=length)
 
 
+def _precise(device: torch.device) -> torch.dtype:
+    """float64 on the CPU; float32 elsewhere (Apple MPS has no float64, CUDA's is slow)."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
 def instantaneous_frequency(phase: torch.Tensor, time_axis: int = -1) -> torch.Tensor:
     """GANSynth IF: unwrap the phase along time, take the first difference, divide by pi.
 
     The first frame's difference is taken against zero, so the map is exactly invertible by
     :func:`phase_from_if`. Values lie in [-1, 1] up to the unwrapping (radians / pi).
     """
-    ph = phase.to(torch.float64)
+    ph = phase.to(_precise(phase.device))
     unwrapped = _unwrap(ph, time_axis)
     diff = torch.diff(unwrapped, dim=time_axis, prepend=torch.zeros_like(unwrapped.narrow(time_axis, 0, 1)))
     return (diff / math.pi).to(phase.dtype)
@@ -154,7 +159,7 @@ def instantaneous_frequency(phase: torch.Tensor, time_axis: int = -1) -> torch.T
 
 def phase_from_if(inst_freq: torch.Tensor, time_axis: int = -1) -> torch.Tensor:
     """Inverse of :func:`instantaneous_frequency`: cumulative sum along time, times pi, wrapped to (-pi, pi]."""
-    ph = torch.cumsum(inst_freq.to(torch.float64) * math.pi, dim=time_axis)
+    ph = torch.cumsum(inst_freq.to(_precise(inst_freq.device)) * math.pi, dim=time_axis)
     wrapped = torch.remainder(ph + math.pi, 2 * math.pi) - math.pi
     return wrapped.to(inst_freq.dtype)
 
@@ -181,8 +186,9 @@ def logmag_if_to_audio(logmag: torch.Tensor, inst_freq: torch.Tensor, n_fft: int
     """Exact inverse of :func:`audio_to_logmag_if`: ``(batch, freq, frames)`` pair -> audio ``(batch, samples)``."""
     if logmag.shape != inst_freq.shape:
         raise ValueError(f"log-magnitude {tuple(logmag.shape)} and IF {tuple(inst_freq.shape)} shapes differ")
-    magnitude = (torch.exp(logmag.to(torch.float64)) - floor).clamp_min(0.0)
-    phase = phase_from_if(inst_freq.to(torch.float64))
+    precise = _precise(logmag.device)
+    magnitude = (torch.exp(logmag.to(precise)) - floor).clamp_min(0.0)
+    phase = phase_from_if(inst_freq.to(precise))
     spec = torch.polar(magnitude, phase)
     return istft(spec, n_fft, hop, length=length).to(torch.float32)
 

@@ -78,7 +78,8 @@ def additive(
         raise ValueError(f"amplitudes must have shape (n_partials,) or (batch, n_partials), got {tuple(amps.shape)}")
     n_part = amps.shape[-1]
     per_voice = [p for p in (amplitudes, ratios, decays, phases) if isinstance(p, torch.Tensor) and p.ndim == 2]
-    dev = resolve_device(device, f0, amplitudes, ratios if ratios is not None else 0.0)
+    out_dev = resolve_device(device, f0, amplitudes, ratios if ratios is not None else 0.0)
+    dev = torch.device("cpu")  # summed in float64 on the CPU (Apple MPS has none), then moved to out_dev
     b = batch_size_of(f0, *per_voice, batch=batch)
     samples = n_samples(duration, sr)
     freq = as_control(f0, b, samples, dev).to(torch.float64)
@@ -108,7 +109,7 @@ def additive(
         cyc = torch.remainder(r * phi + ph_t[:, k], 1.0)
         gain = a * torch.exp(-dec_t[:, k] * t) * audible
         out += (gain * torch.sin(2 * math.pi * cyc)).to(torch.float32)
-    return out
+    return out.to(out_dev)
 
 
 def harmonic_synth(f0: torch.Tensor, amplitudes: torch.Tensor, sr: int = DEFAULT_SR) -> torch.Tensor:
@@ -185,13 +186,13 @@ def bell(
         raise ValueError(f"duration must be > 0 s for a bell, got {duration}")
     dev = resolve_device(device, f0)
     b = batch_size_of(f0, batch=batch)
-    f = torch.as_tensor(f0, dtype=torch.float64, device=dev)
+    f = torch.as_tensor(f0, dtype=torch.float64, device="cpu")  # the partials are designed on the CPU
     if f.ndim > 1:
         raise ValueError("bell f0 must be a number or a (batch,) tensor")
     if (f <= 0).any():
         raise ValueError(f"f0 must be > 0 Hz, got {f0}")
     f = f.reshape(-1, 1).expand(b, 1)
-    table = torch.tensor(_RISSET_BELL, dtype=torch.float64, device=dev)
+    table = torch.tensor(_RISSET_BELL, dtype=torch.float64)
     ratios = table[:, 0].reshape(1, -1) + table[:, 1].reshape(1, -1) / f  # (batch, 11)
     decays = math.log(1000.0) / (table[:, 3] * duration)  # -60 dB at the end of each partial
     y = additive(f.reshape(b), duration, sr, amplitudes=table[:, 2], ratios=ratios, decays=decays, device=dev)

@@ -73,22 +73,28 @@ def phase_from_frequency(freq_hz: torch.Tensor, sr: int, samples: int, phase0: P
     """Running phase in cycles (not wrapped) for a frequency ``(batch, 1|samples)`` in Hz.
 
     Returns ``(batch, samples)``; sample ``n`` holds ``phase0 + sum_{k<n} f[k] / sr`` so that
-    the first sample starts exactly at ``phase0`` (in cycles). Accumulated in float64 so long
-    notes keep their pitch, then wrapped to [0, 1) and returned as float32.
+    the first sample starts exactly at ``phase0`` (in cycles). Accumulated in float64 on the CPU
+    so long notes keep their pitch (Apple MPS has no float64), then wrapped to [0, 1) and returned
+    as float32 on ``freq_hz``'s device.
     """
     batch = freq_hz.shape[0]
-    inc = (freq_hz.to(torch.float64) / sr).expand(batch, samples)
+    inc = (freq_hz.to("cpu", torch.float64) / sr).expand(batch, samples)
     phase = torch.cumsum(inc, dim=-1) - inc
-    p0 = torch.as_tensor(phase0, dtype=torch.float64, device=freq_hz.device).reshape(-1, 1)
+    p0 = torch.as_tensor(phase0, dtype=torch.float64, device="cpu").reshape(-1, 1)
     phase = phase + p0
-    return torch.remainder(phase, 1.0).to(torch.float32)
+    return torch.remainder(phase, 1.0).to(freq_hz.device, torch.float32)
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    """A ``torch.Generator`` seeded with ``seed`` on ``device`` (``None`` for the global RNG)."""
+    """A CPU ``torch.Generator`` seeded with ``seed`` (``None`` for the global RNG).
+
+    Always on the CPU, whatever ``device`` the sound is made on: callers draw on the CPU and move the
+    numbers, so a seed gives the same sound on every device (a CUDA generator draws other numbers).
+    """
+    del device  # kept for callers; the draws are made on the CPU
     if seed is None:
         return None
-    g = torch.Generator(device=device)
+    g = torch.Generator()
     g.manual_seed(int(seed))
     return g
 

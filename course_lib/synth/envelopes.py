@@ -133,7 +133,7 @@ def lfo(
     b = batch_size_of(rate_hz, depth, offset, phase, batch=batch)
     samples = n_samples(duration, sr)
     rate = as_control(rate_hz, b, samples, dev)
-    p0 = torch.as_tensor(phase, dtype=torch.float64, device=dev).reshape(-1, 1) / (2 * math.pi)
+    p0 = torch.as_tensor(phase, dtype=torch.float64, device="cpu").reshape(-1, 1) / (2 * math.pi)
     ph = phase_from_frequency(rate, sr, samples, p0.expand(b, 1))
     wave = _lfo_wave(shape, ph)
     return (as_control(offset, b, samples, dev) + as_control(depth, b, samples, dev) * wave).to(torch.float32)

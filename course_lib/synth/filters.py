@@ -69,11 +69,12 @@ def biquad_coefficients(
         sr: sample rate in Hz. gain_db: boost/cut in dB (``"peak"`` only).
     Returns:
         ``(b, a)``, each float64 ``(batch, 3)`` for numbers / ``(batch,)`` inputs, or
-        ``(*shape, 3)`` for inputs broadcasting to ``shape``.
+        ``(*shape, 3)`` for inputs broadcasting to ``shape``; on the CPU (designed in float64,
+        which Apple MPS lacks: callers move them to the audio's device as float32).
     """
     if kind not in FILTER_KINDS:
         raise ValueError(f"filter kind must be one of {FILTER_KINDS}, got {kind!r}")
-    dev = next((p.device for p in (cutoff_hz, q, gain_db) if isinstance(p, torch.Tensor)), torch.device("cpu"))
+    dev = torch.device("cpu")
     fc = torch.as_tensor(cutoff_hz, dtype=torch.float64, device=dev)
     qq = torch.as_tensor(q, dtype=torch.float64, device=dev)
     gd = torch.as_tensor(gain_db, dtype=torch.float64, device=dev)
@@ -117,8 +118,8 @@ def frequency_response(b: torch.Tensor, a: torch.Tensor, freqs_hz: Param, sr: in
     Returns:
         complex128 ``(batch, n_freqs)``.
     """
-    b = torch.as_tensor(b, dtype=torch.float64)
-    a = torch.as_tensor(a, dtype=torch.float64, device=b.device)
+    b = torch.as_tensor(b, dtype=torch.float64, device="cpu")  # analysis: float64 on the CPU
+    a = torch.as_tensor(a, dtype=torch.float64, device="cpu")
     b, a = b.reshape(-1, b.shape[-1]), a.reshape(-1, a.shape[-1])
     f = torch.as_tensor(freqs_hz, dtype=torch.float64, device=b.device).reshape(1, -1)
     w = 2 * math.pi * f / sr
@@ -174,7 +175,7 @@ def biquad(
     if not (_is_control(cutoff_hz) or _is_control(q) or _is_control(gain_db)):
         fc, qq, gd = (as_control(p, batch, 1, dev).reshape(batch) for p in (cutoff_hz, q, gain_db))
         b, a = biquad_coefficients(kind, fc, qq, sr, gd)
-        y = AF.lfilter(xb, a.to(torch.float32), b.to(torch.float32), clamp=False, batching=True)
+        y = AF.lfilter(xb, a.to(dev, torch.float32), b.to(dev, torch.float32), clamp=False, batching=True)
     else:
         y = _swept_biquad(xb, kind, cutoff_hz, q, gain_db, sr, block)
     y = y.to(torch.float32)
@@ -183,7 +184,7 @@ def biquad(
 
 def _block_values(p: Param, batch: int, samples: int, n_blocks: int, block: int, dev: torch.device) -> torch.Tensor:
     """Control (batch, 1|samples) -> one value per block (batch, n_blocks): the block mean."""
-    c = as_control(p, batch, samples, dev).to(torch.float64)
+    c = as_control(p, batch, samples, dev).to("cpu", torch.float64)
     if c.shape[1] == 1:
         return c.expand(batch, n_blocks)
     pad = n_blocks * block - samples
@@ -199,7 +200,7 @@ def _swept_biquad(
     nb = -(-samples // block)
     fc, qq, gd = (_block_values(p, batch, samples, nb, block, dev) for p in (cutoff_hz, q, gain_db))
     b, a = biquad_coefficients(kind, fc, qq, sr, gd)  # (batch, nb, 3)
-    b, a = b.to(torch.float32), a.to(torch.float32)
+    b, a = b.to(dev, torch.float32), a.to(dev, torch.float32)
     xp = torch.nn.functional.pad(x, (0, nb * block - samples))
     xs = xp.reshape(batch * nb, block)
     bf, af = b.reshape(-1, 3), a.reshape(-1, 3)
@@ -313,7 +314,7 @@ def ladder(
     if kernels.serves(xb, fc, res, drv):
         out = _ladder_compiled(xb, fc, res, drv, sr)
         return out.reshape(-1) if one_d else out
-    G = _ladder_gain(fc.to(torch.float64), sr).to(torch.float32)  # (batch, 1|samples)
+    G = _ladder_gain(fc.to("cpu", torch.float64), sr).to(dev, torch.float32)  # (batch, 1|samples), float64 on the CPU
     k = 4.0 * res
     G, k = torch.broadcast_tensors(G, k)
     # u = (x - k Sigma) / (1 + k G^4) with Sigma = sum_i G^(4-i) (1 - G) s_i  (zero-delay feedback)
@@ -355,10 +356,10 @@ def ladder_response(freqs_hz: Param, cutoff_hz: Param, resonance: Param, sr: int
     Returns:
         complex128 ``(batch, n_freqs)``.
     """
-    fc = torch.as_tensor(cutoff_hz, dtype=torch.float64).reshape(-1, 1)
+    fc = torch.as_tensor(cutoff_hz, dtype=torch.float64, device="cpu").reshape(-1, 1)
     _validate_cutoff(fc, sr)
-    r = torch.as_tensor(resonance, dtype=torch.float64).reshape(-1, 1)
-    f = torch.as_tensor(freqs_hz, dtype=torch.float64).reshape(1, -1)
+    r = torch.as_tensor(resonance, dtype=torch.float64, device="cpu").reshape(-1, 1)
+    f = torch.as_tensor(freqs_hz, dtype=torch.float64, device="cpu").reshape(1, -1)
     g = torch.tan(math.pi * fc / sr)
     zi = torch.exp(-2j * math.pi * f / sr)
     h1 = g * (1 + zi) / (g * (1 + zi) + 1 - zi)

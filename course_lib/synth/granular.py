@@ -145,7 +145,7 @@ def granulate(
     gen = make_generator(seed, dev)
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=gen, device=dev)
+        return torch.rand(*shape, generator=gen).to(dev)
 
     # onsets: one grain per slot of 1/density s, at a random point in its slot
     onset_s = (torch.arange(n_grains, device=dev)[None, :] + rand(batch, n_grains)) / density

@@ -77,8 +77,10 @@ def _prepare(
 
 
 def _phase_cycles(phase: Param, batch: int, device: torch.device) -> torch.Tensor:
-    """Initial phase in radians (number or (batch,)) -> cycles, shaped (batch, 1)."""
-    p = torch.as_tensor(phase, dtype=torch.float64, device=device)
+    """Initial phase in radians (number or (batch,)) -> cycles, shaped (batch, 1), float64 on the CPU
+    (it only feeds :func:`phase_from_frequency`, which accumulates there)."""
+    del device
+    p = torch.as_tensor(phase, dtype=torch.float64, device="cpu")
     if p.ndim > 1:
         raise ValueError(f"phase must be a number or a (batch,) tensor in radians, got shape {tuple(p.shape)}")
     return (p / (2 * math.pi)).reshape(-1, 1).expand(batch, 1)
@@ -379,10 +381,10 @@ def noise(
     dev = resolve_device(device)
     gen = make_generator(seed, dev)
     if color == "white":
-        return torch.rand(batch, samples, generator=gen, device=dev) * 2.0 - 1.0
+        return torch.rand(batch, samples, generator=gen).to(dev) * 2.0 - 1.0
     if samples == 0:
         return torch.zeros(batch, 0, device=dev)
-    g = torch.randn(batch, samples, generator=gen, device=dev)
+    g = torch.randn(batch, samples, generator=gen).to(dev)
     spec = torch.fft.rfft(g, dim=-1)
     freqs = torch.fft.rfftfreq(samples, d=1.0 / sr).to(dev)
     shape = torch.zeros_like(freqs)

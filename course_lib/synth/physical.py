@@ -202,14 +202,14 @@ def karplus_strong(
     period = sr / f0v
     n_int, h, omega = _loop_taps(period, 0.25 * (1 - br), sr, f0v)
     rho = _loop_gain(dec, t60, f0v, _gain_at(h, omega), b, _CPU)
-    taps = (rho[:, None] * h).to(dev)
+    taps = (rho[:, None] * h).to(dev, torch.float64 if dev.type == "cpu" else torch.float32)  # no float64 on MPS
     n_int = n_int.to(dev)
-    br = br.to(dev)
+    br = br.to(dev, torch.float64 if dev.type == "cpu" else torch.float32)
 
     # excitation: one period (the integer part) of zero-mean noise, low-passed by (1 - brightness)
     gen = make_generator(seed, dev)
     burst_len = int(n_int.max())
-    noise = torch.rand(b, burst_len, generator=gen, device=dev, dtype=torch.float32) * 2 - 1
+    noise = torch.rand(b, burst_len, generator=gen, dtype=torch.float32).to(dev) * 2 - 1
     smooth = noise
     for _ in range(2):  # two passes of the [1/4, 1/2, 1/4] smoother: a gentle low-pass
         padded = torch.nn.functional.pad(smooth, (1, 1))

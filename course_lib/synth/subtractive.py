@@ -84,7 +84,7 @@ def subtractive_voice(
     else:
         phase = 0.0
         if gen is not None:
-            phase = torch.rand(b, generator=gen, device=dev) * (2 * math.pi)
+            phase = torch.rand(b, generator=gen).to(dev) * (2 * math.pi)
         src = oscillator(wave, f0, duration, sr, phase=phase, batch=b, device=dev)
 
     base = as_control(cutoff_hz, b, samples, dev)

@@ -75,11 +75,11 @@ def basic_tables(size: int = 2048, n_harmonics: int | None = None) -> torch.Tens
 
 def _band_limit_tables(tables: torch.Tensor, max_harmonic: torch.Tensor) -> torch.Tensor:
     """Per voice copy of ``tables (n, size)`` without harmonics above ``max_harmonic (batch,)``."""
-    spec = torch.fft.rfft(tables.to(torch.float64), dim=-1)  # (n, size//2+1)
-    k = torch.arange(spec.shape[-1], device=tables.device).reshape(1, 1, -1)
-    keep = k <= max_harmonic.reshape(-1, 1, 1)
+    spec = torch.fft.rfft(tables.to("cpu", torch.float64), dim=-1)  # (n, size//2+1), float64 on the CPU
+    k = torch.arange(spec.shape[-1]).reshape(1, 1, -1)
+    keep = k <= max_harmonic.cpu().reshape(-1, 1, 1)
     out = torch.fft.irfft(spec.unsqueeze(0) * keep, n=tables.shape[-1], dim=-1)
-    return out.to(torch.float32)  # (batch, n, size)
+    return out.to(tables.device, torch.float32)  # (batch, n, size)
 
 
 def wavetable_osc(

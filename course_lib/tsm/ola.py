@@ -25,7 +25,7 @@ def analysis_starts(rate: float, frames: int, device: torch.device) -> torch.Ten
     Frame ``m`` is centred on input sample ``m * hop * rate`` - computed by the caller as
     ``round(m * analysis_hop)``; here ``rate`` is the analysis hop in samples.
     """
-    return torch.round(torch.arange(frames, device=device, dtype=torch.float64) * rate).to(torch.long)
+    return torch.round(torch.arange(frames, dtype=torch.float64) * rate).to(device, torch.long)  # float64 on the CPU
 
 
 def synthesize(x: torch.Tensor, starts: torch.Tensor, frame_length: int, hop: int, length: int,

@@ -60,9 +60,10 @@ def stretch_spectrogram(spec: torch.Tensor, rate: float, hop: int, n_fft: int, f
     # works along rows; the arithmetic per bin is unchanged
     spec = torch.nn.functional.pad(spec.transpose(1, 2), (0, 0, 0, 2))  # two silent frames past the end
     mag_in, ph_in = spec.abs(), torch.angle(spec)
-    t = torch.arange(frames_out, device=dev, dtype=torch.float64) * rate
+    t = torch.arange(frames_out, dtype=torch.float64) * rate  # frame times in float64 on the CPU
     i0 = t.floor().long().clamp(max=t_in)  # reads past the end hit the silent frames
-    alpha = (t - i0.to(torch.float64)).clamp(0.0, 1.0).to(torch.float32).view(-1, 1)
+    alpha = (t - i0.to(torch.float64)).clamp(0.0, 1.0).to(dev, torch.float32).view(-1, 1)
+    i0 = i0.to(dev)
     m0, m1 = mag_in.index_select(1, i0), mag_in.index_select(1, i0 + 1)
     mag = torch.lerp(m0, m1, alpha)
     ph0, ph1 = ph_in.index_select(1, i0), ph_in.index_select(1, i0 + 1)

@@ -57,6 +57,10 @@ def tdpsola(x: ArrayLike, sr: int, rate: float = 1.0, semitones: float = 0.0, *,
     bsz, samples = xb.shape
     if track is not None and track.f0.shape[0] != bsz:
         raise ValueError(f"track: f0 has {track.f0.shape[0]} rows for a batch of {bsz}")
+    if xb.device.type != "cpu":  # pitch marks need float64 positions: TD-PSOLA runs on the CPU
+        out = tdpsola(xb.cpu(), sr, rate, semitones, fmin=fmin, fmax=fmax, f0_method=f0_method, unvoiced_hz=unvoiced_hz,
+                      track=None if track is None else F0Track(track.f0.cpu(), track.voiced.cpu(), track.hop))
+        return restore(out.to(xb.device), form)
     blocks = batch_blocks(xb)
     if len(blocks) > 1:  # cache-sized blocks on the CPU
         return restore(torch.cat([

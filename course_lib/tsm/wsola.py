@@ -51,7 +51,7 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
     frames = -(-length // hs) + 2
     dev = xb.device
     # nominal frame starts in the input padded by n//2 + tol on the left
-    nominal = torch.round(torch.arange(frames, device=dev, dtype=torch.float64) * (hs * rate)).to(torch.long) + tol
+    nominal = torch.round(torch.arange(frames, dtype=torch.float64) * (hs * rate)).to(dev, torch.long) + tol
     need = int(nominal[-1]) + n + 2 * tol + hs + 1
     left = n // 2 + tol
     xp = torch.nn.functional.pad(xb, (left, max(0, need - (samples + left))))
@@ -70,8 +70,9 @@ def wsola(x: ArrayLike, sr: int, rate: float, *, frame_length: int | None = None
         regions = gather_frames(xp, nominal - tol, span)
         # spectra of every search region at once: (batch, frames, nfft // 2 + 1)
         reg_spec = torch.fft.rfft(regions, nfft)
-        cs = torch.nn.functional.pad(torch.cumsum(regions.to(torch.float64) ** 2, dim=-1), (1, 0))
-        cand_norm = (cs[..., lc:lc + 2 * tol + 1] - cs[..., :2 * tol + 1]).clamp_min(0.0).sqrt().to(torch.float32)
+        # running energy in float64 on the CPU (differences of a float32 cumsum cancel; MPS has no float64)
+        cs = torch.nn.functional.pad(torch.cumsum(regions.to("cpu", torch.float64) ** 2, dim=-1), (1, 0))
+        cand_norm = (cs[..., lc:lc + 2 * tol + 1] - cs[..., :2 * tol + 1]).clamp_min(0.0).sqrt().to(dev, torch.float32)
         inv_norm = 1.0 / (cand_norm + floor.unsqueeze(-1))
     # a small pull towards the nominal position: ties (silence, equally good periods) resolve to the
     # least drift, so the output keeps its timing. Scores are correlation / |candidate| minus the pull

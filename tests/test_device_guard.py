@@ -1,0 +1,149 @@
+"""The CPU-only device guard (course_lib.runtime.device_guard) and the course's code paths run through it.
+
+The CPU plays an Apple-MPS-like accelerator: every op that mixes device and CPU tensors, creates a
+float64/complex128 tensor on the device, or reads a device tensor into NumPy fails with a
+``DeviceGuardError``. Each test below runs one code path on the fake device and checks that its
+result is on the device and equals the CPU result (same computation, so tight tolerances).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib import spectral, synth, tsm
+from course_lib.runtime.device_guard import DeviceGuardError, FakeDevice, on_fake_device
+
+SR = 16000
+DEV = "mps"
+
+
+def _on_device_and_close(fn, *, atol: float = 1e-5):
+    """``fn(device)`` under the guard on the fake device and plainly on the CPU; results must agree."""
+    torch.manual_seed(0)
+    ref = fn("cpu")
+    with FakeDevice(DEV):
+        torch.manual_seed(0)
+        out = fn(DEV)
+        assert on_fake_device(out), "the result did not stay on the device"
+        out = out.cpu()
+    torch.testing.assert_close(out, ref, atol=atol, rtol=1e-4)
+    return ref
+
+
+# -- the guard itself ----------------------------------------------------------------------------
+
+def test_guard_catches_mixing_float64_numpy_and_cpu_generators():
+    with FakeDevice(DEV):
+        x = torch.randn(8).to(DEV)
+        assert x.device.type == DEV and on_fake_device(x) and x.is_mps
+        with pytest.raises(DeviceGuardError, match="mixes"):
+            x + torch.ones(8)
+        with pytest.raises(DeviceGuardError, match="float64"):
+            torch.zeros(3, dtype=torch.float64, device=x.device)
+        with pytest.raises(DeviceGuardError, match="complex128"):
+            x.to(torch.complex128)
+        with pytest.raises(DeviceGuardError, match="NumPy"):
+            x.numpy()
+        with pytest.raises(DeviceGuardError, match="generator"):
+            torch.rand(3, generator=torch.Generator().manual_seed(0), device=DEV)
+        layer = torch.nn.Linear(8, 2)
+        with pytest.raises(DeviceGuardError, match="mixes"):
+            layer(x)
+
+
+def test_guard_lets_correct_device_code_through():
+    with FakeDevice(DEV):
+        cpu = torch.ones(4)
+        x = cpu.to(DEV)
+        assert not on_fake_device(cpu) and on_fake_device(x)
+        y = x * 2 + torch.tensor(1.0)  # a 0-dim CPU tensor may join, as on CUDA
+        assert on_fake_device(y) and not on_fake_device(y.cpu())
+        assert y.cpu().numpy().tolist() == [3.0] * 4
+        layer = torch.nn.Linear(4, 2).to(DEV)
+        loss = layer(y).square().sum()
+        loss.backward()
+        assert on_fake_device(layer.weight) and on_fake_device(layer.weight.grad)
+        torch.optim.Adam(layer.parameters(), lr=1e-3).step()
+        x64 = torch.zeros(3, dtype=torch.float64)  # float64 on the CPU is fine
+        assert x64.dtype == torch.float64 and not on_fake_device(x64)
+
+
+# -- Lesson 01: synthesis ------------------------------------------------------------------------
+
+SYNTH_CASES = {
+    "sine": lambda d: synth.sine(torch.tensor([220.0, 330.0], device=d), 0.05, SR),
+    "sawtooth": lambda d: synth.sawtooth(220.0, 0.05, SR, device=d),
+    "oscillator_square": lambda d: synth.oscillator("square", torch.tensor([220.0], device=d), 0.05, SR),
+    "oscillator_triangle": lambda d: synth.oscillator("triangle", torch.tensor([220.0], device=d), 0.05, SR),
+    "vibrato": lambda d: synth.vibrato(440.0, 5.0, 30.0, 0.05, SR, device=d),
+    "adsr": lambda d: synth.adsr(0.01, 0.01, 0.5, 0.01, 0.03, 0.05, SR, device=d),
+    "tremolo": lambda d: synth.tremolo(synth.sine(220.0, 0.05, SR, device=d), 5.0, 0.5, SR),
+    "harmonic_tone": lambda d: synth.harmonic_tone(220.0, 0.05, SR, device=d),
+    "bell": lambda d: synth.bell(220.0, 0.05, SR, device=d),
+    "fm2": lambda d: synth.fm2(220.0, 2.0, 1.5, 0.05, SR, device=d),
+    "fm_operators": lambda d: synth.fm_operators("y", [1, 2, 3, 1.5], [1, 1, 1, 1], 220.0, 0.05, SR, device=d),
+    "noise": lambda d: synth.noise(0.05, SR, color="pink", seed=1, device=d),
+    "biquad": lambda d: synth.biquad(synth.sawtooth(110.0, 0.05, SR, device=d), "lowpass", 1000.0, 2.0, SR),
+    "ladder": lambda d: synth.ladder(synth.sawtooth(110.0, 0.05, SR, device=d), 1000.0, 0.5, SR),
+    "ladder_swept": lambda d: synth.ladder(
+        synth.sawtooth(110.0, 0.05, SR, device=d), torch.linspace(300, 3000, 800, device=d)[None], 0.5, SR),
+    "subtractive_voice": lambda d: synth.subtractive_voice(110.0, 0.05, SR, filter_env_amount=1.0, device=d),
+    "wavetable_osc": lambda d: synth.wavetable_osc(synth.basic_tables(256).to(d), 220.0, 0.05, SR, position=0.5),
+    "karplus_strong": lambda d: synth.karplus_strong(220.0, 0.05, SR, seed=3, device=d),
+    "waveguide_string": lambda d: synth.waveguide_string(220.0, 0.05, SR, device=d),
+    "granulate": lambda d: synth.granulate(synth.sine(220.0, 0.1, SR, device=d), SR, 0.05, seed=2, device=d),
+    "sampler": lambda d: synth.Sampler(synth.sine(220.0, 0.1, SR)[0], SR, device=d).notes([60, 67], 0.03),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYNTH_CASES))
+def test_synthesis_runs_on_a_device(name):
+    _on_device_and_close(SYNTH_CASES[name], atol=1e-4)
+
+
+def test_filter_design_and_responses_stay_on_the_cpu_in_float64():
+    """Filter design and frequency responses are analysis (plots): float64 on the CPU whatever the device."""
+    with FakeDevice(DEV):
+        fc = torch.tensor([1000.0], device=DEV)
+        b, a = synth.biquad_coefficients("lowpass", fc, 2.0, SR)
+        h = synth.frequency_response(b, a, torch.tensor([0.0, 1000.0, 7999.0], device=DEV), SR)[0]
+        ladder = synth.ladder_response(torch.tensor([0.0, 1000.0]), fc, 0.0, SR)
+    assert b.dtype == torch.float64 and not on_fake_device(b) and not on_fake_device(h)
+    assert abs(h[0]) == pytest.approx(1.0, abs=1e-9) and abs(h[1]) == pytest.approx(2.0, rel=1e-6)  # |H(fc)| = Q
+    assert abs(h[2]) < 1e-3 and abs(ladder[0, 0]) == pytest.approx(1.0, abs=1e-6)
+
+
+# -- Lesson 02: time-scale modification ----------------------------------------------------------
+
+@pytest.mark.parametrize("method", sorted(tsm.METHODS))
+def test_tsm_runs_on_a_device(method):
+    def run(d):
+        x = synth.sawtooth(200.0, 0.3, SR, device=d) * 0.5
+        return tsm.time_stretch(x, SR, 1.25, method=method)
+
+    _on_device_and_close(run, atol=1e-4)
+
+
+def test_pitch_shift_runs_on_a_device():
+    _on_device_and_close(lambda d: tsm.pitch_shift(synth.sawtooth(200.0, 0.3, SR, device=d), SR, 3.0,
+                                                   method="tdpsola"), atol=1e-4)
+
+
+# -- spectral ------------------------------------------------------------------------------------
+
+def test_spectral_runs_on_a_device():
+    x = lambda d: synth.sawtooth(220.0, 0.2, SR, device=d)  # noqa: E731
+    _on_device_and_close(lambda d: spectral.log_mel(x(d)))
+    _on_device_and_close(lambda d: spectral.griffin_lim(spectral.stft(x(d), 256, 64).abs(), 256, 64, n_iter=4))
+    _on_device_and_close(lambda d: spectral.audio_to_logmag_if(x(d), 256, 64)[0])
+    # IF is unwrapped in float32 off the CPU: values may differ by a whole turn (2 in units of pi)
+    ref_if = spectral.audio_to_logmag_if(x("cpu"), 256, 64)[1]
+    with FakeDevice(DEV):
+        dev_if = spectral.audio_to_logmag_if(x(DEV), 256, 64)[1].cpu()
+    turn = torch.remainder(dev_if - ref_if + 1.0, 2.0) - 1.0
+    assert turn.abs().max() < 1e-3
+    _on_device_and_close(lambda d: spectral.logmag_if_to_audio(*spectral.audio_to_logmag_if(x(d), 256, 64), 256, 64),
+                         atol=1e-4)
