@@ -26,9 +26,18 @@ def test_pick_device_honours_env_and_rejects_missing_cuda(monkeypatch):
     if expected:
         assert device.pick_device().type == "cuda"
     else:
-        assert device.pick_device().type in ("cpu", "mps")
+        assert device.pick_device().type == "cpu"  # MPS only when asked for (COURSE_DEVICE=mps)
         with pytest.raises(ValueError, match="CUDA"):
             device.pick_device("cuda")
+
+
+def test_pick_device_never_picks_mps_unasked(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert device.pick_device() == torch.device("cpu")
+    monkeypatch.setenv("COURSE_DEVICE", "mps")
+    assert device.pick_device() == torch.device("mps")
 
 
 def test_seed_everything_makes_draws_repeat():
