@@ -147,3 +147,36 @@ def test_spectral_runs_on_a_device():
     assert turn.abs().max() < 1e-3
     _on_device_and_close(lambda d: spectral.logmag_if_to_audio(*spectral.audio_to_logmag_if(x(d), 256, 64), 256, 64),
                          atol=1e-4)
+
+
+# -- models: forward passes on the device ----------------------------------------------------------
+
+def test_model_forward_passes_run_on_a_device():
+    from course_lib.models import istft_vocoder, melgan, stylegan2, wavenet
+
+    def forward(d):
+        torch.manual_seed(0)
+        cfg = stylegan2.StyleGAN2Config()
+        G, D = stylegan2.Generator(cfg).to(d), stylegan2.Discriminator(cfg).to(d)
+        img = G(torch.randn(2, cfg.z_dim).to(d), noise_mode="const")
+        voc = melgan.MelGANGenerator(melgan.MelGANConfig()).to(d)
+        audio = voc(torch.randn(1, 80, 8).to(d))
+        msd = melgan.MultiScaleDiscriminator().to(d)(audio)
+        ist = istft_vocoder.ISTFTVocoder(istft_vocoder.ISTFTVocoderConfig()).to(d)(torch.randn(1, 80, 8).to(d))
+        wn = wavenet.WaveNet(wavenet.WaveNetConfig()).to(d)(torch.randint(0, 256, (1, 100)).to(d))
+        return torch.cat([D(img).flatten(), img.flatten()[:500], audio.flatten()[:500], msd[0][-1].flatten()[:50],
+                          ist.flatten()[:500], wn.flatten()[:500]])
+
+    _on_device_and_close(forward, atol=1e-4)
+    _on_device_and_close(lambda d: melgan.griffin_lim_vocoder(torch.randn(1, 80, 8).to(d), n_iter=2), atol=1e-4)
+
+
+def test_guard_catches_cpu_latents_fed_to_a_device_generator():
+    """Lesson 05's bug (issue 19): a generator trained on the GPU fed latents made on the CPU."""
+    from course_lib.models import stylegan2
+
+    cfg = stylegan2.StyleGAN2Config()
+    with FakeDevice(DEV):
+        G = stylegan2.Generator(cfg).to(DEV)
+        with pytest.raises(DeviceGuardError, match="mixes"):
+            G.mapping(torch.randn(2, cfg.z_dim))

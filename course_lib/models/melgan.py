@@ -244,9 +244,10 @@ def griffin_lim_vocoder(log_mel: torch.Tensor, mel: MelConfig = MelConfig(), len
     """
     if log_mel.ndim == 2:
         log_mel = log_mel.unsqueeze(0)
-    fb = mel_filterbank(mel, log_mel.device).double()
+    fb = mel_filterbank(mel).double()  # least squares in float64 on the CPU (Apple MPS has no float64)
     inv = torch.linalg.pinv(fb)  # (n_freq, n_mels)
-    mag = (inv @ log_mel.double().clamp(max=20.0).exp()).clamp_min(0.0).float()  # cap: keep the iterations finite
+    mag = (inv @ log_mel.to("cpu", torch.float64).clamp(max=20.0).exp()).clamp_min(0.0).float()  # cap: keep the iterations finite
+    mag = mag.to(log_mel.device)
     if periodic:
         mag = torch.cat([mag, mag[..., :1]], dim=-1)
     n = length if length is not None else log_mel.shape[-1] * mel.hop
