@@ -171,6 +171,22 @@ def test_model_forward_passes_run_on_a_device():
     _on_device_and_close(lambda d: melgan.griffin_lim_vocoder(torch.randn(1, 80, 8).to(d), n_iter=2), atol=1e-4)
 
 
+def test_models_built_on_a_device_equal_the_moved_cpu_models():
+    from course_lib.models import melgan, stylegan2
+
+    cfg = stylegan2.StyleGAN2Config()
+    with FakeDevice(DEV):
+        for make in (lambda **kw: stylegan2.Generator(cfg, **kw), lambda **kw: stylegan2.Discriminator(cfg, **kw),
+                     lambda **kw: melgan.MelGANGenerator(melgan.MelGANConfig(), **kw)):
+            torch.manual_seed(5)
+            built = make(device=DEV)
+            torch.manual_seed(5)
+            moved = make().to(DEV)
+            pairs = list(zip(built.state_dict().values(), moved.state_dict().values()))
+            assert all(on_fake_device(a) for a, _ in pairs)
+            assert all(torch.equal(a.cpu(), b.cpu()) for a, b in pairs)
+
+
 def test_guard_catches_cpu_latents_fed_to_a_device_generator():
     """Lesson 05's bug (issue 19): a generator trained on the GPU fed latents made on the CPU."""
     from course_lib.models import stylegan2

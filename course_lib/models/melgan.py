@@ -108,7 +108,7 @@ class ResidualStack(nn.Module):
 class MelGANGenerator(nn.Module):
     """Log-mel ``(batch, n_mels, T >= 4)`` (natural log, the course's ``log_mel``) -> audio ``(batch, T * hop)`` in [-1, 1]."""
 
-    def __init__(self, config: MelGANConfig = MelGANConfig()) -> None:
+    def __init__(self, config: MelGANConfig = MelGANConfig(), device: Device = None) -> None:
         super().__init__()
         self.config = config
         ch = config.channels
@@ -122,6 +122,8 @@ class MelGANGenerator(nn.Module):
             ch = out
         layers += [nn.LeakyReLU(0.2), nn.ReflectionPad1d(3), weight_norm(nn.Conv1d(ch, 1, 7)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        if device is not None:  # built on the CPU, then moved
+            self.to(device)
 
     @property
     def hop(self) -> int:

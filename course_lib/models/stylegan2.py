@@ -430,7 +430,7 @@ class Generator(nn.Module):
     (k = 1..n_up): upsampling conv 2k-1, conv 2k, ToMel 2k+1.
     """
 
-    def __init__(self, config: StyleGAN2Config = StyleGAN2Config()) -> None:
+    def __init__(self, config: StyleGAN2Config = StyleGAN2Config(), device: Device = None) -> None:
         super().__init__()
         self.config = config
         c, w_dim = config.channels, config.w_dim
@@ -447,6 +447,8 @@ class Generator(nn.Module):
             self.ups.append(StyledConv(c[k - 1], c[k], w_dim, size, upsample=True))
             self.convs.append(StyledConv(c[k], c[k], w_dim, size))
             self.to_mels.append(ToMel(c[k], w_dim))
+        if device is not None:  # built on the CPU (same weights for a seed on every device), then moved
+            self.to(device)
 
     @property
     def num_ws(self) -> int:
@@ -579,7 +581,7 @@ class Discriminator(nn.Module):
     hidden features ``h`` to the logit, so it judges "a real loop of this class".
     """
 
-    def __init__(self, config: StyleGAN2Config = StyleGAN2Config()) -> None:
+    def __init__(self, config: StyleGAN2Config = StyleGAN2Config(), device: Device = None) -> None:
         super().__init__()
         self.config = config
         c = config.channels
@@ -592,6 +594,8 @@ class Discriminator(nn.Module):
         self.out = EqualLinear(c[0], 1)
         if config.n_classes > 0:
             self.class_embed = nn.Parameter(torch.randn(config.n_classes, c[0]))
+        if device is not None:  # built on the CPU, then moved
+            self.to(device)
 
     def forward(self, image: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if image.ndim != 4 or tuple(image.shape[1:]) != (1, *self.config.image_size):
