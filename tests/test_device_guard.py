@@ -196,3 +196,31 @@ def test_guard_catches_cpu_latents_fed_to_a_device_generator():
         G = stylegan2.Generator(cfg).to(DEV)
         with pytest.raises(DeviceGuardError, match="mixes"):
             G.mapping(torch.randn(2, cfg.z_dim))
+
+
+def test_gansynth_and_ddsp_run_on_a_device():
+    from course_lib.models import ddsp, gansynth
+
+    def gansynth_images(d):
+        m = gansynth.GANSynth(gansynth.GANSynthConfig()).to(d)
+        images = m.generate_images([60, 64], m.sample_latents(2, seed=0, device=d))
+        return torch.cat([images.flatten(), m.discriminator(images)[0].flatten()])
+
+    _on_device_and_close(gansynth_images, atol=1e-4)
+
+    def gansynth_audio(d):  # image -> audio inverts in float32 off the CPU (float64 on it)
+        m = gansynth.GANSynth(gansynth.GANSynthConfig()).to(d)
+        return m.images_to_audio(m.generate_images([60], m.sample_latents(1, seed=0, device=d)))
+
+    _on_device_and_close(gansynth_audio, atol=2e-3)
+
+    def ddsp_step(d):
+        torch.manual_seed(0)
+        m = ddsp.DDSP(device=d)
+        f0, loud = torch.full((1, 40), 220.0).to(d), torch.full((1, 40), -30.0).to(d)
+        y = m(f0, loud, 40 * 64, seed=0)
+        m.loss(y.detach() * 0.5, f0, loud).backward()
+        grad = next(p.grad for p in m.parameters() if p.grad is not None)
+        return torch.cat([y.flatten(), grad.flatten()[:100]])
+
+    _on_device_and_close(ddsp_step, atol=1e-4)

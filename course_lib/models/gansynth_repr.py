@@ -178,7 +178,8 @@ def phase_views(audio: torch.Tensor, n_fft: int = 1024, hop: int | None = None) 
     spec = stft(_check_audio(audio), n_fft, hop)
     phase = torch.angle(spec)
     inst_freq = instantaneous_frequency(phase)
-    unwrapped = torch.cumsum(inst_freq.to(torch.float64) * math.pi, dim=-1).to(torch.float32)
+    precise = torch.float64 if inst_freq.device.type == "cpu" else torch.float32  # no float64 on MPS
+    unwrapped = torch.cumsum(inst_freq.to(precise) * math.pi, dim=-1).to(torch.float32)
     return {"phase": phase, "unwrapped": unwrapped, "if": inst_freq, "logmag": log_magnitude(spec, MAG_FLOOR)}
 
 
@@ -230,11 +231,12 @@ def image_to_audio(image: torch.Tensor, cfg: SpecImageConfig, length: int | None
         raise ValueError(f"image must be (batch, {', '.join(map(str, cfg.image_shape))}), got {tuple(img.shape)}")
     if length is not None and not 0 < length <= cfg.samples:
         raise ValueError(f"length must be in 1..{cfg.samples} samples, got {length}")
-    img = img.to(torch.float64)
+    precise = torch.float64 if img.device.type == "cpu" else torch.float32  # float64 only on the CPU (MPS has none)
+    img = img.to(precise)
     first, second = img[:, 0], img[:, 1]
     if cfg.kind == "mel_if":
         _, from_mel = mel_matrices(cfg, img.device)
-        from_mel = from_mel.to(torch.float64)
+        from_mel = from_mel.to(precise)
         power = torch.matmul(from_mel, (torch.exp(first) - cfg.floor).clamp_min(0.0)).clamp_min(0.0)
         magnitude = power.sqrt()
         phase = phase_from_if(torch.matmul(from_mel, second))
