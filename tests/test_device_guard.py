@@ -224,3 +224,22 @@ def test_gansynth_and_ddsp_run_on_a_device():
         return torch.cat([y.flatten(), grad.flatten()[:100]])
 
     _on_device_and_close(ddsp_step, atol=1e-4)
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+def test_stopwatch_measures_and_synchronises_the_device(monkeypatch):
+    import time
+
+    from course_lib.runtime import timing
+
+    with timing.Stopwatch("cpu") as sw:
+        time.sleep(0.05)
+    assert 0.05 <= sw.seconds < 1.0
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(time.perf_counter()))
+    with timing.Stopwatch("cuda") as sw:
+        time.sleep(0.02)
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.02  # once before the start, once before the stop
+    assert sw.seconds >= 0.02
