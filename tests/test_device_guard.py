@@ -243,3 +243,33 @@ def test_stopwatch_measures_and_synchronises_the_device(monkeypatch):
         time.sleep(0.02)
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.02  # once before the start, once before the stop
     assert sw.seconds >= 0.02
+
+
+# -- Lesson 05's generation path --------------------------------------------------------------------
+
+def test_stylegan2_generation_and_vocoders_keep_devices_apart():
+    """A generator and a MelGAN on the device, the course's iSTFT vocoder and loop classifier on the CPU."""
+    from course_lib.hw2 import loop_vocoder
+    from course_lib.models import melgan, stylegan2
+    from course_lib.models.classifiers import load_loop_classifier
+
+    spec = stylegan2.MelImageSpec()
+    cfg = stylegan2.StyleGAN2Config(image_size=spec.size)
+    course_vocoder = loop_vocoder(None, loop_samples=spec.loop_samples)  # CPU
+    clf = load_loop_classifier()  # CPU
+
+    def run(d):
+        torch.manual_seed(0)
+        G = stylegan2.Generator(cfg, device=d).eval()
+        voc = melgan.MelGANGenerator(melgan.MelGANConfig(), device=d).eval()
+        mels = stylegan2.generate_mels(G, spec, 2, seed=3)
+        with_melgan = stylegan2.generate_audio(G, spec, 2, vocoder=voc, seed=0)
+        with_gl = stylegan2.generate_audio(G, spec, 2, vocoder=lambda m: melgan.griffin_lim_vocoder(
+            m, spec.mel, spec.loop_samples, n_iter=2), seed=0)
+        course = course_vocoder(mels)[:, : spec.loop_samples]
+        probs = clf.predict_proba(course)
+        assert not any(on_fake_device(t) for t in (with_melgan, with_gl, course, probs))  # audio comes back on the CPU
+        return torch.cat([mels.cpu().flatten()[:1000], with_melgan.flatten()[:1000], with_gl.flatten()[:1000],
+                          course.flatten()[:1000], probs.flatten()]).to(d)
+
+    _on_device_and_close(run, atol=1e-4)
