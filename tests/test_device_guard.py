@@ -47,8 +47,12 @@ def test_guard_catches_mixing_float64_numpy_and_cpu_generators():
             x.to(torch.complex128)
         with pytest.raises(DeviceGuardError, match="NumPy"):
             x.numpy()
-        with pytest.raises(DeviceGuardError, match="generator"):
+        with pytest.raises(DeviceGuardError, match="CPU generator"):
             torch.rand(3, generator=torch.Generator().manual_seed(0), device=DEV)
+        device_gen = torch.Generator(device=DEV).manual_seed(0)
+        assert on_fake_device(torch.rand(3, generator=device_gen, device=DEV))
+        with pytest.raises(DeviceGuardError, match="made on the device"):
+            torch.rand(3, generator=device_gen)
         layer = torch.nn.Linear(8, 2)
         with pytest.raises(DeviceGuardError, match="mixes"):
             layer(x)

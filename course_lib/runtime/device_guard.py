@@ -10,11 +10,13 @@ names the call when
   tensor is allowed, as on CUDA);
 * it creates a float64 or complex128 tensor on the fake device (Apple MPS has neither; on CUDA
   they are many times slower than float32);
-* it draws random numbers for the fake device with a CPU generator (a real device refuses);
+* it draws random numbers for the fake device with a CPU generator, or for the CPU with a generator
+  made on the fake device (a real device refuses both; ``torch.Generator(device=...)`` is replaced
+  by a CPU generator tagged as the device's while the guard is on);
 * it turns a fake-device tensor into NumPy without ``.cpu()`` first.
 
-What it cannot see: work done below the Python API (inside one ATen kernel), ``torch.Generator``
-on the device (that fails here: the backend is missing) and differences in numerics.
+What it cannot see: work done below the Python API (inside one ATen kernel), the random streams of
+a real device generator (here they are the CPU's) and differences in numerics.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ from torch.utils._pytree import tree_flatten, tree_map
 _TAG = "_course_fake_device"
 _NO_FLOAT64 = (torch.float64, torch.complex128)
 _CPU = torch.device("cpu")
+_Generator = torch.Generator  # the real class (``torch.Generator`` is replaced while a guard is on)
 
 
 class DeviceGuardError(RuntimeError):
     """An operation that would fail (or silently go slow) on a real accelerator."""
+
+
+class _FakeDeviceGenerator(_Generator):
+    """A CPU generator standing for one made on the fake device."""
 
 
 def _tagged(t: Any) -> bool:
@@ -77,6 +84,28 @@ class FakeDevice(TorchFunctionMode):
 
     def _fail(self, func: Callable, why: str) -> None:
         raise DeviceGuardError(f"{_name(func)}: {why} (fake {self.kind} device)")
+
+    def __enter__(self):
+        self._real_generator = torch.Generator
+        assert self._real_generator is _Generator, "device guards do not nest"
+        guard = self
+
+        class _AnyGenerator(type(_Generator)):
+            def __instancecheck__(cls, obj):
+                return isinstance(obj, _Generator)
+
+        class Generator(_Generator, metaclass=_AnyGenerator):  # ``torch.Generator`` while the guard is on
+            def __new__(cls, device=None):
+                if device is not None and guard._is_fake(device):
+                    return _FakeDeviceGenerator()
+                return _Generator(device) if device is not None else _Generator()
+
+        torch.Generator = Generator
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        torch.Generator = self._real_generator
+        return super().__exit__(*exc)
 
     # -- the mode ------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: C901 - one dispatcher
@@ -131,8 +160,12 @@ class FakeDevice(TorchFunctionMode):
             shapes = ", ".join(str(tuple(t.shape)) for t in on_cpu[:3])
             self._fail(func, f"mixes device tensors with CPU tensors of shape {shapes}")
         gen = kwargs.get("generator")
-        if isinstance(gen, torch.Generator) and gen.device.type == "cpu" and (target or (target is None and on_fake)):
-            self._fail(func, "draws device random numbers with a CPU generator")
+        if isinstance(gen, _Generator) and gen.device.type == "cpu":
+            on_device = bool(target or (target is None and on_fake))
+            if on_device and not isinstance(gen, _FakeDeviceGenerator):
+                self._fail(func, "draws device random numbers with a CPU generator")
+            if not on_device and isinstance(gen, _FakeDeviceGenerator):
+                self._fail(func, "draws CPU random numbers with a generator made on the device")
 
         out = func(*new_args, **kwargs)
         if (target is not None and new_args and out is new_args[0] and isinstance(out, torch.Tensor)
