@@ -749,7 +749,7 @@ def sample_diversity(images: torch.Tensor) -> float:
 
     0 when every sample is the same (mode collapse); about sqrt(2) * std for independent samples.
     """
-    x = images.flatten(1).double()
+    x = images.detach().flatten(1).to("cpu", torch.float64)  # a float: computed in float64 on the CPU
     if x.shape[0] < 2:
         raise ValueError("need at least 2 samples to measure diversity")
     d = torch.cdist(x, x)
