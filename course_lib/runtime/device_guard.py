@@ -101,10 +101,21 @@ class FakeDevice(TorchFunctionMode):
                 return _Generator(device) if device is not None else _Generator()
 
         torch.Generator = Generator
+        # ``nn.Parameter(data)`` wraps data below the Python API (deepcopy of a module does this)
+        self._parameter_new = param_new = torch.nn.Parameter.__dict__["__new__"]
+
+        def parameter(cls, data=None, requires_grad=True):
+            out = param_new.__func__(cls, data, requires_grad)
+            if _tagged(data):
+                setattr(out, _TAG, True)
+            return out
+
+        torch.nn.Parameter.__new__ = staticmethod(parameter)
         return super().__enter__()
 
     def __exit__(self, *exc):
         torch.Generator = self._real_generator
+        torch.nn.Parameter.__new__ = self._parameter_new
         return super().__exit__(*exc)
 
     # -- the mode ------------------------------------------------------------------------------
@@ -154,6 +165,8 @@ class FakeDevice(TorchFunctionMode):
         on_cpu = [t for t in tensors if not _tagged(t) and t.dim() > 0]
         if func == torch.Tensor.data.__set__:
             on_fake = on_cpu = []  # Module.to swaps parameter data: the target decides, below
+        elif func is torch.Tensor.__deepcopy__:  # the memo holds unrelated tensors: the copy stays put
+            on_fake, on_cpu = [t for t in new_args[:1] if _tagged(t)], []
         elif func in (torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.copy_, torch._has_compatible_shallow_copy_type):
             on_cpu = []  # moving or copying between devices is what these are for
         if on_fake and on_cpu:
