@@ -50,6 +50,19 @@ def main() -> int:
     patch_loaded()
     torch.cuda.synchronize = lambda *a, **k: None  # nothing is queued on a fake device
     torch.mps.synchronize = lambda *a, **k: None
+    import IPython.display as ipd
+
+    class _Handle:  # what ``display(..., display_id=True)`` gives in a kernel (outside one: None)
+        def update(self, *objs, **kw) -> None:
+            pass
+
+    shown = ipd.display
+
+    def display(*objs, display_id=None, **kw):
+        shown(*objs, **kw)
+        return _Handle() if display_id else None
+
+    ipd.display = display
     cells = [c for c in json.loads(args.notebook.read_text())["cells"] if c["cell_type"] == "code"]
     scope: dict = {"__name__": "__main__"}
     os.chdir(args.notebook.resolve().parent)
