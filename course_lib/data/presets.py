@@ -7,7 +7,7 @@ many loops each loop class gets. Every generator takes a preset name or a :class
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Union
+from typing import Mapping, TypeVar, Union
 
 from course_lib.data.nsynth import VELOCITIES
 
@@ -54,10 +54,19 @@ PRESETS: dict[str, DataPreset] = {
 }
 
 
+P = TypeVar("P")
+
+
+def choose_preset(preset: Union[str, P], presets: Mapping[str, P], kind: type, what: str) -> P:
+    """``preset`` itself when it is a ``kind`` already, else ``presets[preset]``; an unknown name raises a
+    :class:`ValueError` naming ``what`` (e.g. ``"data"``) and the choices. Shared by every preset table."""
+    if isinstance(preset, kind):
+        return preset
+    if preset not in presets:
+        raise ValueError(f"unknown {what} preset {preset!r}; choose from {sorted(presets)}")
+    return presets[preset]
+
+
 def get_preset(preset: Union[str, DataPreset]) -> DataPreset:
     """The :class:`DataPreset` named ``preset`` (``"fast"``, ``"default"``, ``"full"``) or ``preset`` itself."""
-    if isinstance(preset, DataPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown data preset {preset!r}; choose from {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return choose_preset(preset, PRESETS, DataPreset, "data")

@@ -29,7 +29,7 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.data.config import cache_root
 from course_lib.data.note_data import NoteData
-from course_lib.data.presets import get_preset as data_preset
+from course_lib.data.presets import choose_preset, get_preset as data_preset
 from course_lib.data.synthetic_notes import instrument_pitches, make_instruments, render_notes
 from course_lib.models.ddsp import DDSP, DDSPConfig, model_config_dict
 from course_lib.models.ddsp_features import Features, extract_features, frame_count
@@ -89,11 +89,7 @@ PRESETS: dict[str, DDSPPreset] = {
 
 def get_preset(preset: str | DDSPPreset) -> DDSPPreset:
     """The preset named ``preset`` (``fast``, ``lecture``, ``full``) or ``preset`` itself."""
-    if isinstance(preset, DDSPPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown DDSP preset {preset!r}; choose from {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return choose_preset(preset, PRESETS, DDSPPreset, "DDSP")
 
 
 def _instrument():

@@ -21,7 +21,7 @@ import torch
 
 from course_lib import DEFAULT_SR
 from course_lib.data.datasets import split_of
-from course_lib.data.presets import get_preset as data_preset
+from course_lib.data.presets import choose_preset, get_preset as data_preset
 from course_lib.data.synthetic_notes import generate_notes
 from course_lib.models.gansynth import GANSynth, GANSynthConfig, resize_real
 from course_lib.models.gansynth_repr import ImageNormalizer, SpecImageConfig, audio_to_image, config_for_duration
@@ -282,11 +282,7 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(name: str | Preset) -> Preset:
     """The :class:`Preset` called ``name`` (``"fast"``, ``"lecture"``, ``"full"``)."""
-    if isinstance(name, Preset):
-        return name
-    if name not in PRESETS:
-        raise ValueError(f"unknown GANSynth preset {name!r}; choose from {sorted(PRESETS)}")
-    return PRESETS[name]
+    return choose_preset(name, PRESETS, Preset, "GANSynth")
 
 
 def build(preset: str | Preset, audio: torch.Tensor, kind: str = "if", sr: int = DEFAULT_SR,
