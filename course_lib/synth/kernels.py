@@ -130,6 +130,15 @@ def _build(numba, cache: bool):
     f32 = np.float32
 
     @exact
+    def before_release(t, ab, ac, ad, dc, sb, sus_drop):
+        """The attack-decay-sustain level at time ``t`` (float32; ``envelopes.adsr``'s order)."""
+        if t < ab:
+            return t / ac
+        if t < ad:
+            return f32(1.0) - sus_drop * (t - ab) / dc
+        return sb
+
+    @exact
     def adsr_envelope(a, d, s, r, off, sr, out):
         """Linear ADSR in float32, the operations of ``envelopes.adsr`` in its order (bit-equal).
 
@@ -145,23 +154,12 @@ def _build(numba, cache: bool):
             ac, dc, rc = max(ab, eps), max(db, eps), max(rb, eps)
             ad = ab + db
             sus_drop = one - sb
-            # the level at note-off (before_release(off))
-            if ob < ab:
-                at_off = ob / ac
-            elif ob < ad:
-                at_off = one - sus_drop * (ob - ab) / dc
-            else:
-                at_off = sb
+            at_off = before_release(ob, ab, ac, ad, dc, sb, sus_drop)  # the level at note-off
             row = out[b]
             for n in range(n_samples):
                 t = f32(n) / srf
                 if t < ob:
-                    if t < ab:
-                        v = t / ac
-                    elif t < ad:
-                        v = one - sus_drop * (t - ab) / dc
-                    else:
-                        v = sb
+                    v = before_release(t, ab, ac, ad, dc, sb, sus_drop)
                 else:
                     frac = one - (t - ob) / rc
                     frac = min(max(frac, zero), one)
