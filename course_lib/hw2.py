@@ -18,7 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course_lib.audio import peak_normalize
 from course_lib.data.config import derive_seed
+from course_lib.models import stylegan2 as sg
+from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, REBUILD_COMMAND, load_istft_vocoder
+from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
+from course_lib.models.stylegan2 import Generator, ModulatedConv2d, balanced_labels, generate_mels, load_generator
+from course_lib.train import gan
 
 PathLike = Union[str, Path]
 
@@ -39,8 +45,6 @@ def train_generator(checkpoint: PathLike, preset: str = "lecture", seed: int = 0
     architecture; ``meta["course_architecture_max_diff"]`` says how closely that reproduces your model
     (about 1e-6 when your parts are right). Returns the checkpoint path.
     """
-    from course_lib.models import stylegan2 as sg
-    from course_lib.train import gan
 
     parts = _check_parts(modulated_conv2d, mapping_network, r1_penalty)
     cfg = gan.get_config("stylegan2", preset, seed=seed, progress=progress, **overrides)
@@ -72,7 +76,6 @@ def train_generator(checkpoint: PathLike, preset: str = "lecture", seed: int = 0
 
 def _check_parts(modulated_conv2d: Callable, mapping_network: type, r1_penalty: Callable) -> tuple:
     """Refuse what is not callable and what is the course library's own implementation."""
-    from course_lib.models import stylegan2 as sg
 
     for name, given, own in (("modulated_conv2d", modulated_conv2d, sg.modulated_conv2d),
                              ("mapping_network", mapping_network, sg.MappingNetwork),
@@ -104,8 +107,6 @@ class StudentMapping(nn.Module):
 
 
 def _student_modconv_class():
-    from course_lib.models.stylegan2 import ModulatedConv2d
-
     class StudentModulatedConv2d(ModulatedConv2d):
         """:class:`~course_lib.models.stylegan2.ModulatedConv2d` calling the student's ``modconv_fn``."""
 
@@ -120,7 +121,6 @@ def _student_modconv_class():
 def use_student_parts(generator: nn.Module, modulated_conv2d: Callable, mapping_network: type) -> nn.Module:
     """Make a course :class:`~course_lib.models.stylegan2.Generator` run the student's parts (in place):
     every modulated convolution calls ``modulated_conv2d``, the mapping network is a fresh ``mapping_network``."""
-    from course_lib.models.stylegan2 import ModulatedConv2d
 
     cls = _student_modconv_class()
     for module in generator.modules():
@@ -137,8 +137,6 @@ def _install_parts(task, modulated_conv2d: Callable, mapping_network: type, r1_p
     """Put the student's parts into a fresh :class:`~course_lib.train.gan.StyleGAN2Task` (before any step)."""
     import types
 
-    from course_lib.models import stylegan2 as sg
-    from course_lib.train import gan
 
     cfg = task.cfg
     use_student_parts(task.G, modulated_conv2d, mapping_network)
@@ -156,7 +154,6 @@ def to_course_generator(generator: nn.Module) -> nn.Module:
     (a generator with student parts: its mapping weights are the 2-D parameters, its biases the 1-D
     ones, in order). A course generator is returned unchanged. Raises :class:`ValueError` when the
     student's mapping network does not store one ``(out, in)`` weight and one ``(out,)`` bias per layer."""
-    from course_lib.models.stylegan2 import Generator
 
     mapping = generator.mapping_net
     if not isinstance(mapping, StudentMapping):
@@ -182,7 +179,6 @@ def to_course_generator(generator: nn.Module) -> nn.Module:
 @torch.no_grad()
 def _max_diff(a: nn.Module, b: nn.Module, n: int = 4) -> float:
     """Largest difference of the images two generators make from the same latents (constant noise)."""
-    from course_lib.models.stylegan2 import balanced_labels
 
     device = next(a.parameters()).device
     z = torch.randn(n, a.config.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
@@ -211,8 +207,6 @@ def loop_vocoder(vocoder: PathLike | str | None = None, device: torch.device | s
     """
     import warnings
 
-    from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, REBUILD_COMMAND, load_istft_vocoder
-    from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
 
     def gl(mel: torch.Tensor) -> torch.Tensor:
         return griffin_lim_vocoder(mel, length=loop_samples)
@@ -271,8 +265,6 @@ def generate_loops(checkpoint: PathLike, n: int, seed: int = 0, truncation_psi: 
 
     ``vocoder``: see :func:`loop_vocoder` (default: the shipped iSTFT vocoder, else Griffin-Lim with a warning).
     """
-    from course_lib.audio import peak_normalize
-    from course_lib.models.stylegan2 import generate_mels, load_generator
 
     generator, spec = load_generator(checkpoint, device=device)
     voc = loop_vocoder(vocoder, device=device, loop_samples=spec.loop_samples)

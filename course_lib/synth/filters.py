@@ -38,6 +38,7 @@ import torchaudio.functional as AF
 
 from course_lib.synth import kernels
 from course_lib.synth.core import Param, as_control, batch_size_of
+from course_lib.synth.oscillators import noise
 
 FILTER_KINDS = ("lowpass", "highpass", "bandpass", "notch", "peak")
 
@@ -400,8 +401,6 @@ def filtered_noise(magnitudes: torch.Tensor, hop: int, sr: int, *, seed: int | N
     batch, frames, _ = magnitudes.shape
     samples = frames * hop
     if white is None:
-        from course_lib.synth.oscillators import noise
-
         white = noise(samples / sr, sr, batch=batch, seed=seed, device=magnitudes.device)[:, :samples]
     if white.shape != (batch, samples):
         raise ValueError(f"white noise must be ({batch}, {samples}), got shape {tuple(white.shape)}")
