@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from course_lib.audio import peak_normalize
 from course_lib.data.config import derive_seed
 from course_lib.models import stylegan2 as sg
-from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, REBUILD_COMMAND, load_istft_vocoder
+from course_lib.models import istft_vocoder as shipped_istft  # its ISTFT_VOCODER_ASSET is read at call time
+from course_lib.models.istft_vocoder import REBUILD_COMMAND, load_istft_vocoder
 from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
 from course_lib.models.stylegan2 import Generator, ModulatedConv2d, balanced_labels, generate_mels, load_generator
 from course_lib.train import gan
@@ -205,9 +206,6 @@ def loop_vocoder(vocoder: PathLike | str | None = None, device: torch.device | s
     MelGAN of Lesson 05), ``"griffin_lim"``, or the path of an iSTFT-vocoder or MelGAN checkpoint
     (told apart by the file's ``kind``). Loops are vocoded as periodic clips.
     """
-    import warnings
-
-
     def gl(mel: torch.Tensor) -> torch.Tensor:
         return griffin_lim_vocoder(mel, length=loop_samples)
 
@@ -219,15 +217,16 @@ def loop_vocoder(vocoder: PathLike | str | None = None, device: torch.device | s
         model = load_istft_vocoder(path, device=device)
         return lambda mel: model.vocode(mel, periodic=True)
 
+    asset = shipped_istft.ISTFT_VOCODER_ASSET
     if vocoder is None:
-        if ISTFT_VOCODER_ASSET.is_file():
-            return istft(ISTFT_VOCODER_ASSET)
-        warnings.warn(f"{ISTFT_VOCODER_ASSET} is missing: vocoding with Griffin-Lim instead (much worse FAD); "
+        if asset.is_file():
+            return istft(asset)
+        warnings.warn(f"{asset} is missing: vocoding with Griffin-Lim instead (much worse FAD); "
                       f"rebuild it with `{REBUILD_COMMAND}`", stacklevel=3)
         return gl
     if isinstance(vocoder, str) and vocoder in ("griffin_lim", "melgan", "istft"):
         return {"griffin_lim": lambda: gl, "melgan": lambda: melgan(VOCODER_ASSET),
-                "istft": lambda: istft(ISTFT_VOCODER_ASSET)}[vocoder]()
+                "istft": lambda: istft(asset)}[vocoder]()
     path = Path(vocoder)
     if not path.is_file():
         raise FileNotFoundError(f"vocoder: {path} is not a file (or use 'istft', 'melgan', 'griffin_lim')")
