@@ -140,7 +140,7 @@ def test_conditional_training_draws_fake_classes_from_the_training_labels(tmp_pa
     task = gan.build_task(cfg, torch.device("cpu"))
     task.set_labels(labels)
     rnd = gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4)
-    assert task._latents(rnd, task.G)["labels"].tolist() == [2, 2, 2, 2]
+    assert task._latents(rnd, task.G, step=0)["labels"].tolist() == [2, 2, 2, 2]
     with pytest.raises(ValueError, match="needs the training labels"):
         gan.build_task(cfg, torch.device("cpu")).set_labels(None)
     with pytest.raises(ValueError, match=r"labels must be \(8,\)"):
@@ -163,7 +163,7 @@ def test_mode_seeking_term_is_latent_distance_over_image_distance_for_pairs_of_o
                          arch=dict(n_classes=3))
     task = gan.build_task(cfg, torch.device("cpu"))
     task.set_labels(torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
-    lat = task._latents(gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4), task.G)
+    lat = task._latents(gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4), task.G, step=0)
     assert lat["labels"][:2].tolist() == lat["labels"][2:].tolist()  # pairs (i, i + 2) share a class
     assert all(torch.equal(n[:2], n[2:]) for n in lat["noise"]) and torch.equal(lat["mix_z"][:2], lat["mix_z"][2:])
     assert not torch.equal(lat["z"][:2], lat["z"][2:])  # ... and differ only in z
@@ -177,3 +177,18 @@ def test_mode_seeking_term_is_latent_distance_over_image_distance_for_pairs_of_o
     assert math.isfinite(res.history[-1]["ms"]) and res.history[-1]["ms"] > 0
     with pytest.raises(ValueError, match="needs a class-conditional"):
         gan.build_task(gan.get_config("stylegan2", "fast", mode_seeking=1.0), torch.device("cpu"))
+
+
+def test_mode_seeking_until_ends_the_term_and_the_pairing_at_that_step():
+    cfg = gan.get_config("stylegan2", "fast", batch_size=4, steps=4, progress=False, mode_seeking=0.5,
+                         mode_seeking_until=2, log_every=1, arch=dict(n_classes=3))
+    task = gan.build_task(cfg, torch.device("cpu"))
+    assert [task.mode_seeking_weight(s) for s in range(4)] == [0.5, 0.5, 0.0, 0.0]
+    task.set_labels(torch.arange(30) % 3)
+    rnd = gan.BatchRandom(0, 2, "g", ddp.init_distributed("cpu"), 4)
+    lat = task._latents(rnd, task.G, step=2)
+    assert not all(torch.equal(n[:2], n[2:]) for n in lat["noise"])  # independent noise again after the end
+    res = train_gan(cfg, data=torch.randn(8, 32_000) * 0.1, labels=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert ["ms" in row for row in res.history] == [True, True, False, False]
+    with pytest.raises(ValueError, match="mode_seeking_until"):
+        gan.get_config("stylegan2", "fast", mode_seeking_until=-1)

@@ -85,6 +85,8 @@ class GANConfig:
     (Mao et al., CVPR 2019, off in every preset: see the StyleGAN2 card for what it did): the batch's two halves
     share their labels, noise inputs and mixing latents, and the generator is rewarded for images that differ
     as much as their latents z do (with independent noise it learned to make pairs differ by louder noise).
+    ``mode_seeking_until`` > 0 ends the term (and the pairing) at that step: it helps most before the styles
+    are learned and pulls the images apart once they are.
     """
 
     model: str = "stylegan2"
@@ -122,6 +124,7 @@ class GANConfig:
     image_width: int = 128
     augment: tuple[str, ...] = ()
     mode_seeking: float = 0.0
+    mode_seeking_until: int = 0
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -135,6 +138,8 @@ class GANConfig:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if self.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
+        if self.mode_seeking_until < 0:
+            raise ValueError(f"mode_seeking_until must be >= 0 (0 = the whole run), got {self.mode_seeking_until}")
         if self.g_loss not in ("nonsaturating", "saturating"):
             raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
         self.betas = tuple(self.betas)
@@ -284,14 +289,20 @@ class StyleGAN2Task:
         out = [self.spec.to_image(log_mel(audio[i:i + 64], mel)) for i in range(0, audio.shape[0], 64)]
         return torch.cat(out)
 
-    def _latents(self, rnd: BatchRandom, G: nn.Module) -> dict:
+    def mode_seeking_weight(self, step: int) -> float:
+        """Weight of the mode-seeking term at ``step`` (0-based): ``mode_seeking`` before ``mode_seeking_until``."""
+        until = self.cfg.mode_seeking_until
+        return self.cfg.mode_seeking if until == 0 or step < until else 0.0
+
+    def _latents(self, rnd: BatchRandom, G: nn.Module, step: int) -> dict:
         g = ddp.unwrap(G)
+        paired = self.mode_seeking_weight(step) > 0
         z = rnd.randn(g.z_dim)
         z2 = rnd.randn(g.z_dim)
         noise = [rnd.randn(1, h, w) for h, w in g.noise_sizes()]
         mix = rnd.uniform() < self.cfg.mixing_prob
         cutoff = rnd.integer(1, g.num_ws) if mix else g.num_ws
-        if self.cfg.mode_seeking > 0:  # pairs (i, i + batch/2) differ only in z: no credit for louder noise
+        if paired:  # pairs (i, i + batch/2) differ only in z: no credit for louder noise
             h = z.shape[0] // 2
             noise = [n[:h].repeat(2, 1, 1, 1) for n in noise]
             z2 = z2[:h].repeat(2, 1)
@@ -299,7 +310,7 @@ class StyleGAN2Task:
         if self.conditional:
             labels = self.class_labels[rnd.randint(self.class_labels.shape[0]).to(self.device)]
             b = labels.shape[0]
-            if self.cfg.mode_seeking > 0:  # the two halves of the batch share their labels
+            if paired:  # the two halves of the batch share their labels
                 labels = labels[: b // 2].repeat(2)
             out["labels"] = labels
         return out
@@ -322,7 +333,7 @@ class StyleGAN2Task:
     def d_step(self, G: nn.Module, D: nn.Module, reals: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
         """Discriminator loss (+ lazy R1 every ``r1_interval`` steps) and its backward; returns logs."""
         reals, real_labels = self._split(reals)
-        lat = self._latents(rnd, G)
+        lat = self._latents(rnd, G, step)
         with torch.no_grad():
             fakes = self._augment(ddp.unwrap(G)(**lat), rnd)
         do_r1 = self.cfg.r1_gamma > 0 and step % self.cfg.r1_interval == 0
@@ -345,16 +356,17 @@ class StyleGAN2Task:
         Dm = ddp.unwrap(D)
         Dm.requires_grad_(False)
         try:
-            lat = self._latents(rnd, G)
+            lat = self._latents(rnd, G, step)
             fakes, ws = G(**lat, return_ws=True)
             cond = {k: v for k, v in lat.items() if k == "labels"}
             logits = Dm(self._augment(fakes, rnd), **cond)
             loss_fn = self.sg.g_nonsaturating_loss if self.cfg.g_loss == "nonsaturating" else self.sg.g_saturating_loss
             loss = loss_fn(logits)
             logs = {"g_loss": loss.detach()}
-            if self.cfg.mode_seeking > 0:
+            ms_weight = self.mode_seeking_weight(step)
+            if ms_weight > 0:
                 ms = self.mode_seeking_loss(fakes, lat["z"])
-                loss = loss + self.cfg.mode_seeking * ms
+                loss = loss + ms_weight * ms
                 logs["ms"] = ms.detach()
             if self.cfg.pl_weight > 0 and step % self.cfg.pl_interval == 0:
                 pl_noise = rnd.randn(*fakes.shape[1:])
