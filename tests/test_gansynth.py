@@ -329,6 +329,20 @@ def test_progressive_schedule_and_ns_r1_loss():
     assert model.stage == 2 and model.alpha == 1.0
 
 
+def test_max_seconds_stops_training_early_and_the_early_model_still_plays_full_length_notes():
+    cfg = _tiny_cfg()
+    images, pitches, norm = _tiny_data(cfg)
+    model = GANSynth(cfg, norm, seed=1)
+    trainer = GANSynthTrainer(model, images, pitches,
+                              TrainConfig(steps_per_stage=(2, 4, 4), batch_size=4, max_seconds=0.0))
+    hist = trainer.train(progress=False)
+    assert len(hist) == 1 and trainer.step == 1 and model.meta["steps"] == 1  # one step, then the budget is spent
+    audio = model.generate(pitches[:2].tolist())  # still at stage 0: upsampled to the full image
+    assert audio.shape == (2, cfg.spec_config.samples) and bool(torch.isfinite(audio).all())
+    trainer.tc.max_seconds = None
+    assert len(trainer.train(progress=False)) == 9 and model.stage == 2  # resumes the rest of the schedule
+
+
 @pytest.mark.parametrize("loss", ["wgan-gp", "ns-r1"])
 def test_critic_pitch_head_learns_from_fakes_only_with_aux_on_fake(loss):
     from course_lib.train.gansynth_losses import discriminator_loss

@@ -42,6 +42,8 @@ class TrainConfig:
         batch_size: notes per step. lr / betas: Adam (PGGAN: 1e-3, (0, 0.99)).
         n_critic: discriminator steps per generator step.
         seed: latent / batch sampling seed.
+        max_seconds: stop :meth:`GANSynthTrainer.train` after this wall time (``None``: no limit); the later
+            stages of the schedule may then never be reached (a live demo's budget; a checkpoint can resume).
     """
 
     steps_per_stage: tuple[int, ...] = (50, 50, 50, 50)
@@ -51,6 +53,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.0, 0.99)
     n_critic: int = 1
     seed: int = 0
+    max_seconds: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -165,7 +168,8 @@ class GANSynthTrainer:
 
     def train(self, steps: int | None = None, progress: bool = True,
               callback: Callable[[dict], None] | None = None) -> list[dict]:
-        """Run ``steps`` steps (default: the rest of the schedule) with a tqdm bar; returns their stats."""
+        """Run ``steps`` steps (default: the rest of the schedule) with a tqdm bar, stopping early once
+        ``max_seconds`` of the train config have passed; returns the stats of the steps run."""
         from tqdm.auto import tqdm
 
         n = self.total_steps - self.step if steps is None else int(steps)
@@ -179,6 +183,9 @@ class GANSynthTrainer:
                 bar.set_postfix(stage=st["stage"], d=f"{st['d_adv']:.2f}", g=f"{st['g_adv']:.2f}")
                 if callback is not None:
                     callback(st)
+                if self.tc.max_seconds is not None and time.perf_counter() - t0 > self.tc.max_seconds:
+                    bar.set_description(f"GANSynth (stopped after {self.tc.max_seconds:g} s)")
+                    break
         self.model.meta.update(train_seconds=self.model.meta.get("train_seconds", 0.0) + time.perf_counter() - t0,
                                steps=self.step, train=self.tc.to_dict())
         self.model.eval()
