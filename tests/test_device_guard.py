@@ -277,3 +277,32 @@ def test_stylegan2_generation_and_vocoders_keep_devices_apart():
                           course.flatten()[:1000], probs.flatten()]).to(d)
 
     _on_device_and_close(run, atol=1e-4)
+
+
+# -- HW2's generation and the metrics that grade it ---------------------------------------------------
+
+def test_hw2_generation_and_the_metrics_run_on_a_device(monkeypatch):
+    """The shipped loop generator through ``hw2.generate_loops`` and ``metrics.evaluate`` with the loop
+    classifier on the device: same loops, same FD / IS / NDB as on the CPU, every result back on the CPU."""
+    import numpy as np
+
+    from course_lib.hw2 import generate_loops
+    from course_lib.metrics import evaluate as evaluate_module
+    from course_lib.metrics.evaluate import build_reference, evaluate
+    from course_lib.models.classifiers import load_loop_classifier
+    from course_lib.models.stylegan2 import GENERATOR_ASSET
+
+    def run(d):
+        loops = generate_loops(GENERATOR_ASSET, 16, seed=2, vocoder="griffin_lim", device=d)
+        clf = load_loop_classifier(device=d)
+        ref = build_reference(loops[:8], embedder=clf, device=d)
+        res = evaluate(loops[8:], ref, classifier=clf, device=d, seed=0, prdc_k=3)
+        assert not on_fake_device(loops) and isinstance(res.fad, float)
+        return loops, np.array([res.fad, res.is_mean, res.precision, res.recall])
+
+    cpu_loops, cpu_figures = run("cpu")
+    monkeypatch.setattr(evaluate_module, "pick_device", lambda prefer=None: torch.device(prefer or "cpu"))  # no real MPS
+    with FakeDevice(DEV):
+        loops, figures = run(DEV)
+    torch.testing.assert_close(loops, cpu_loops, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(figures, cpu_figures, rtol=1e-3, atol=1e-3)
