@@ -22,19 +22,22 @@ def test_gansynth_defaults_follow_the_formula():
 
 
 @pytest.mark.parametrize("lr_mul,bias_init,activation", [(1.0, 0.0, None), (0.01, 1.0, "lrelu"), (0.5, 0.2, None)])
-def test_it_is_stylegan2s_equal_linear_with_unit_gain(lr_mul, bias_init, activation):
-    torch.manual_seed(3)
-    theirs = stylegan2.EqualLinear(16, 5, bias_init=bias_init, lr_mul=lr_mul, activation=activation)
-    torch.manual_seed(3)
-    ours = EqualizedLinear(16, 5, gain=1.0, lr_mul=lr_mul, bias_init=bias_init, activation=activation)
-    assert ours.state_dict().keys() == theirs.state_dict().keys()
-    for key in ours.state_dict():
-        assert torch.equal(ours.state_dict()[key], theirs.state_dict()[key])
+def test_stylegan2s_unit_gain_follows_the_formula(lr_mul, bias_init, activation):
+    layer = EqualizedLinear(16, 5, gain=1.0, lr_mul=lr_mul, bias_init=bias_init, activation=activation,
+                            generator=torch.Generator().manual_seed(3))
+    assert torch.equal(layer.weight.detach(), torch.randn(5, 16, generator=torch.Generator().manual_seed(3)) / lr_mul)
+    assert torch.allclose(layer.bias.detach(), torch.full((5,), bias_init / lr_mul))
     x = torch.randn(4, 16)
-    assert torch.equal(ours(x), theirs(x))
-    if activation == "lrelu":  # the activation is applied: negative pre-activations shrink by 0.2
-        pre = F.linear(x, ours.weight * ours.scale, ours.bias * lr_mul)
-        assert torch.allclose(ours(x), F.leaky_relu(pre, 0.2) * math.sqrt(2.0))
+    pre = x @ (layer.weight * lr_mul / math.sqrt(16)).T + bias_init  # effective weight w / sqrt(in), bias b
+    expected = F.leaky_relu(pre, 0.2) * math.sqrt(2.0) if activation == "lrelu" else pre
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+
+
+def test_stylegan2_uses_the_shared_layer_with_unit_gain():
+    cfg = stylegan2.StyleGAN2Config()
+    dense = [m for net in (stylegan2.Generator(cfg), stylegan2.Discriminator(cfg)) for m in net.modules()
+             if isinstance(m, EqualizedLinear)]
+    assert dense and all(m.scale == pytest.approx(m.lr_mul / math.sqrt(m.weight.shape[1])) for m in dense)
 
 
 def test_unknown_activation_is_refused():

@@ -4,7 +4,7 @@
 ``wavenet``        mu-law WaveNet with fast generation, NSynth WaveNet autoencoder (Lesson 03)
 ``gansynth``       progressive GANSynth generator / discriminator (Lesson 04)
 ``gansynth_repr``  phase / IF / mel-IF note representations and their inverses (Lesson 04)
-``layers``         equalised dense / conv layers, pixel norm, minibatch stddev (GANSynth; StyleGAN2's EqualLinear alike)
+``layers``         equalised dense / conv layers, pixel norm, minibatch stddev (GANSynth and StyleGAN2)
 ``stylegan2``      StyleGAN2 for log-mel loop images (Lesson 05, HW2)
 ``melgan``         MelGAN vocoder and the Griffin-Lim baseline (Lesson 05, HW2)
 ``istft_vocoder``  Vocos-style frame-rate vocoder (mel -> STFT magnitude/phase -> iSTFT), HW2's default

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from course_lib import DEFAULT_SR
 from course_lib.audio import save
+from course_lib.models.layers import EqualizedLinear
 from course_lib.models.melgan import griffin_lim_vocoder
 from course_lib.runtime.checkpoint import atomic_save
 from course_lib.spectral import MelConfig
@@ -48,7 +49,7 @@ GENERATOR_ASSET = ASSETS / "stylegan2_loops.pt"
 NOISE_MODES = ("random", "const", "none")
 
 __all__ = [
-    "MelImageSpec", "StyleGAN2Config", "EqualLinear", "EqualConv2d", "MappingNetwork", "modulated_conv2d",
+    "MelImageSpec", "StyleGAN2Config", "EqualConv2d", "MappingNetwork", "modulated_conv2d",
     "ModulatedConv2d", "NoiseInjection", "ConstantInput", "StyledConv", "ToMel", "Generator", "DBlock",
     "minibatch_stddev", "Discriminator", "truncate", "mix_styles", "d_logistic_loss", "g_nonsaturating_loss",
     "g_saturating_loss", "r1_penalty", "path_length_penalty", "ema_update", "ema_beta", "sample_diversity",
@@ -176,27 +177,6 @@ class StyleGAN2Config:
 
 # --------------------------------------------------------------------------- equalized-lr layers
 
-class EqualLinear(nn.Module):
-    """Linear layer with equalized learning rate: weights ~ N(0, 1) / lr_mul, scaled at run time.
-
-    ``(batch, in_features)`` -> ``(batch, out_features)``; ``activation="lrelu"`` applies
-    leaky ReLU(0.2) times sqrt(2) (keeps unit variance).
-    """
-
-    def __init__(self, in_features: int, out_features: int, bias_init: float = 0.0, lr_mul: float = 1.0,
-                 activation: str | None = None) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul))
-        self.scale = lr_mul / math.sqrt(in_features)
-        self.lr_mul = lr_mul
-        self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
-        return F.leaky_relu(y, 0.2) * math.sqrt(2.0) if self.activation == "lrelu" else y
-
-
 class EqualConv2d(nn.Module):
     """2-D convolution with equalized learning rate (same padding); ``(B, in, H, W) -> (B, out, H, W)``."""
 
@@ -225,7 +205,7 @@ class MappingNetwork(nn.Module):
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         dims = [z_dim] + [w_dim] * n_layers
-        self.layers = nn.Sequential(*[EqualLinear(a, b, lr_mul=lr_mul, activation="lrelu")
+        self.layers = nn.Sequential(*[EqualizedLinear(a, b, gain=1.0, lr_mul=lr_mul, activation="lrelu")
                                       for a, b in zip(dims[:-1], dims[1:])])
         self.z_dim, self.w_dim = z_dim, w_dim
         self.register_buffer("w_avg", torch.zeros(w_dim))
@@ -340,7 +320,7 @@ class ModulatedConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int,
                  demodulate: bool = True, upsample: bool = False) -> None:
         super().__init__()
-        self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
+        self.affine = EqualizedLinear(w_dim, in_channels, gain=1.0, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size ** 2)
         self.demodulate, self.upsample = demodulate, upsample
@@ -590,8 +570,8 @@ class Discriminator(nn.Module):
         extra = 1 if config.mbstd_group > 0 else 0
         self.conv = EqualConv2d(c[0] + extra, c[0], 3)
         h0, w0 = config.base_size
-        self.fc = EqualLinear(c[0] * h0 * w0, c[0], activation="lrelu")
-        self.out = EqualLinear(c[0], 1)
+        self.fc = EqualizedLinear(c[0] * h0 * w0, c[0], gain=1.0, activation="lrelu")
+        self.out = EqualizedLinear(c[0], 1, gain=1.0)
         if config.n_classes > 0:
             self.class_embed = nn.Parameter(torch.randn(config.n_classes, c[0]))
         if device is not None:  # built on the CPU, then moved
