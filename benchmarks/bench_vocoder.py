@@ -4,7 +4,7 @@
     python benchmarks/bench_vocoder.py --quick    # 16 loops (smoke run; FAD of 16 clips is biased upwards)
     python benchmarks/bench_vocoder.py --threads 2
 
-Measured in one run on the same mels (`course_lib.models.vocoder_eval.measure`): FAD and IS against
+Measured in one run on the same mels (`course_lib.metrics.vocoder_card.measure`): FAD and IS against
 the grader's reference statistics, log-mel L1 and MR-STFT loss to the real audio, and vocoding
 speed in loops/s, next to the real audio's FAD / IS. Writes ``build/bench/vocoder.json``.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_lib.models.vocoder_eval import measure  # noqa: E402
+from course_lib.metrics.vocoder_card import measure  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ result is on the device and equals the CPU result (same computation, so tight to
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -36,11 +36,8 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         "gansynth_*.md/json rebuild: python -m course_lib.models.gansynth",
     ("course_lib.models.gansynth_card", "course_lib.metrics.gansynth_card", "up"):
         "gansynth_*.md: written by python -m course_lib.models.gansynth_card",
-    # the vocoder comparison and its card measure with metrics.evaluate and the grader's reference set: the module
-    # belongs in metrics/, but Lesson 05 (not part of this change) imports course_lib.models.vocoder_eval
-    ("course_lib.models.vocoder_eval", "course_lib.metrics.evaluate", "up"):
-        "move models/vocoder_eval.py to metrics/ once Lesson 05 imports it from there",
-    ("course_lib.models.vocoder_eval", "grading.reference", "up"):
+    # the iSTFT vocoder's card measures with the grader's reference set
+    ("course_lib.metrics.vocoder_card", "grading.reference", "up"):
         "the card's FAD/IS use the grader's reference; only in a checkout (grading is not installed)",
     # a cycle: ddsp_train's command line writes the card, the card reads ddsp_train's held-out notes
     ("course_lib.models.ddsp_train", "course_lib.models.ddsp_card", "in function"):

@@ -11,6 +11,7 @@
 * :mod:`evaluate` — one call for all metrics (``embed_and_proba``: one pass of a classifier);
   :mod:`calibration` — the reference table
 * :mod:`train_classifier` — rebuilds the shipped classifier checkpoints
+* :mod:`gansynth_card`, :mod:`vocoder_card` — the measured data cards of the GANSynth checkpoints and the iSTFT vocoder
 """
 
 from course_lib.metrics.adversarial import targeted_perturbation

@@ -8,7 +8,7 @@
 ``stylegan2``      StyleGAN2 for log-mel loop images (Lesson 05, HW2)
 ``melgan``         MelGAN vocoder and the Griffin-Lim baseline (Lesson 05, HW2)
 ``istft_vocoder``  Vocos-style frame-rate vocoder (mel -> STFT magnitude/phase -> iSTFT), HW2's default
-``vocoder_eval``   Griffin-Lim / MelGAN / iSTFT side by side, the vocoder's data card (Lesson 05)
+``vocoder_eval``   Griffin-Lim / MelGAN / iSTFT side by side on the same mels (Lesson 05; its card: metrics.vocoder_card)
 ``classifiers``    loop and pitch classifiers behind IS / FAD / PA / PE (metrics)
 ``ddsp``           DDSP: decoder + harmonic-plus-noise synthesiser, ``resynthesize`` (timbre transfer, Lesson 07)
 ``ddsp_features``  f0 (pYIN) and A-weighted loudness per frame (Lesson 07)

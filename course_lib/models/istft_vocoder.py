@@ -14,7 +14,7 @@ MelGAN, so it is small and fast on a CPU:
   ``n_fft`` / ``hop``, centred).
 
 Losses and training live in :mod:`course_lib.train.vocoder`; figures in
-:mod:`course_lib.models.vocoder_eval`. The shipped checkpoint is ``assets/istft_vocoder_loops.pt``
+:mod:`course_lib.metrics.vocoder_card`. The shipped checkpoint is ``assets/istft_vocoder_loops.pt``
 (rebuild: ``python -m course_lib.train.vocoder --preset full --out runs/istft_vocoder --export``).
 """
 
