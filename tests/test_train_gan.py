@@ -192,3 +192,6 @@ def test_mode_seeking_until_ends_the_term_and_the_pairing_at_that_step():
     assert ["ms" in row for row in res.history] == [True, True, False, False]
     with pytest.raises(ValueError, match="mode_seeking_until"):
         gan.get_config("stylegan2", "fast", mode_seeking_until=-1)
+    late = gan.build_task(gan.get_config("stylegan2", "fast", batch_size=4, mode_seeking=0.5, mode_seeking_until=2,
+                                         mode_seeking_late=0.1, arch=dict(n_classes=3)), torch.device("cpu"))
+    assert [late.mode_seeking_weight(s) for s in range(4)] == [0.5, 0.5, 0.1, 0.1]

@@ -85,8 +85,8 @@ class GANConfig:
     (Mao et al., CVPR 2019, off in every preset: see the StyleGAN2 card for what it did): the batch's two halves
     share their labels, noise inputs and mixing latents, and the generator is rewarded for images that differ
     as much as their latents z do (with independent noise it learned to make pairs differ by louder noise).
-    ``mode_seeking_until`` > 0 ends the term (and the pairing) at that step: it helps most before the styles
-    are learned and pulls the images apart once they are.
+    ``mode_seeking_until`` > 0 switches the weight to ``mode_seeking_late`` at that step (0: the term and the
+    pairing end): it helps most before the styles are learned and pulls the images apart once they are.
     """
 
     model: str = "stylegan2"
@@ -125,6 +125,7 @@ class GANConfig:
     augment: tuple[str, ...] = ()
     mode_seeking: float = 0.0
     mode_seeking_until: int = 0
+    mode_seeking_late: float = 0.0
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -138,6 +139,8 @@ class GANConfig:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if self.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
+        if self.mode_seeking_late < 0:
+            raise ValueError(f"mode_seeking_late must be >= 0, got {self.mode_seeking_late}")
         if self.mode_seeking_until < 0:
             raise ValueError(f"mode_seeking_until must be >= 0 (0 = the whole run), got {self.mode_seeking_until}")
         if self.g_loss not in ("nonsaturating", "saturating"):
@@ -261,9 +264,9 @@ class StyleGAN2Task:
         self.sg = sg
         self.class_labels: torch.Tensor | None = None  # the training set's labels (conditional models)
         self.class_names: list[str] | None = None
-        if cfg.mode_seeking > 0 and not self.conditional:
+        if max(cfg.mode_seeking, cfg.mode_seeking_late) > 0 and not self.conditional:
             raise ValueError("mode_seeking needs a class-conditional StyleGAN2 (arch n_classes > 0)")
-        if cfg.mode_seeking > 0 and cfg.batch_size % 2:
+        if max(cfg.mode_seeking, cfg.mode_seeking_late) > 0 and cfg.batch_size % 2:
             raise ValueError(f"mode_seeking pairs the two halves of a batch: batch_size must be even, got {cfg.batch_size}")
 
     @property
@@ -290,9 +293,10 @@ class StyleGAN2Task:
         return torch.cat(out)
 
     def mode_seeking_weight(self, step: int) -> float:
-        """Weight of the mode-seeking term at ``step`` (0-based): ``mode_seeking`` before ``mode_seeking_until``."""
+        """Weight of the mode-seeking term at ``step`` (0-based): ``mode_seeking`` before ``mode_seeking_until``,
+        ``mode_seeking_late`` from then on."""
         until = self.cfg.mode_seeking_until
-        return self.cfg.mode_seeking if until == 0 or step < until else 0.0
+        return self.cfg.mode_seeking if until == 0 or step < until else self.cfg.mode_seeking_late
 
     def _latents(self, rnd: BatchRandom, G: nn.Module, step: int) -> dict:
         g = ddp.unwrap(G)
