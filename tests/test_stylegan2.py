@@ -272,3 +272,31 @@ def test_generate_mels_plays_every_class_in_turn_and_save_load_keeps_the_classes
     g2, _ = sg.load_generator(path)
     assert g2.n_classes == 3 and g2.meta["class_names"] == ["a", "b", "c"]
     torch.testing.assert_close(sg.generate_mels(g2, spec, 5, z=z, noise_mode="const"), mels)
+
+
+def test_label_range_is_checked_on_the_cpu_and_never_read_back_from_a_device():
+    from torch.overrides import TorchFunctionMode
+
+    from course_lib.runtime.device_guard import FakeDevice
+
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        sg.check_labels(torch.tensor([0, 3]), 3, 2)
+
+    class Reductions(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.seen.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    with FakeDevice("mps"):
+        on_device = torch.tensor([0, 2]).to("mps")
+        with Reductions() as seen:
+            checked = sg.check_labels(on_device, 3, 2)
+    assert torch.equal(checked.cpu(), torch.tensor([0, 2]))
+    assert not {"min", "max"} & set(seen.seen)  # no device -> host read per forward pass
+    with Reductions() as seen:
+        sg.check_labels(torch.tensor([0, 2]), 3, 2)
+    assert {"min", "max"} <= set(seen.seen)  # ... while CPU labels are range-checked

@@ -226,6 +226,9 @@ def check_labels(labels: torch.Tensor | None, n_classes: int, batch: int) -> tor
     """Validate class labels for a model with ``n_classes`` (0 = unconditional: labels must be None).
 
     Returns ``labels`` as a long tensor ``(batch,)`` in ``[0, n_classes)``, or None for an unconditional model.
+    The range is checked for CPU labels only: reading a GPU tensor's min / max would wait for the device in
+    every forward pass (training draws its labels from the checked training labels, :func:`generate_mels`
+    checks them on the CPU before they move).
     """
     if n_classes == 0:
         if labels is not None:
@@ -236,7 +239,7 @@ def check_labels(labels: torch.Tensor | None, n_classes: int, batch: int) -> tor
     labels = torch.as_tensor(labels)
     if labels.shape != (batch,) or labels.is_floating_point():
         raise ValueError(f"labels must be integers of shape ({batch},), got {labels.dtype} {tuple(labels.shape)}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+    if labels.numel() and labels.device.type == "cpu" and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
         raise ValueError(f"labels must be in [0, {n_classes}), got min {int(labels.min())}, max {int(labels.max())}")
     return labels.long()
 
