@@ -23,6 +23,7 @@ CONFIGS = {
     "k2-2cycles": WaveNetConfig(**SMALL, layers_per_cycle=4, cycles=2),
     "k3-custom": WaveNetConfig(**SMALL, kernel_size=3, dilations=(1, 2, 4, 1, 3)),
     "k2-global": WaveNetConfig(**SMALL, layers_per_cycle=3, cycles=1, n_pitches=12, n_instruments=3),
+    "k2-softpitch": WaveNetConfig(**SMALL, layers_per_cycle=3, cycles=1, n_pitches=12, pitch_sigma=1.0),
     "k2-local": WaveNetConfig(**SMALL, layers_per_cycle=3, cycles=2, local_channels=4, local_hop=8),
     "k1": WaveNetConfig(**SMALL, kernel_size=1, layers_per_cycle=2, cycles=1),
 }

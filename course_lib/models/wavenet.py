@@ -60,7 +60,11 @@ class WaveNetConfig:
         kernel_size: taps of each dilated causal convolution (2 in the paper).
         layers_per_cycle, cycles: dilations ``1, 2, ..., 2**(layers_per_cycle-1)`` repeated ``cycles`` times.
         dilations: explicit dilation list overriding the two fields above (empty = use them).
-        n_pitches: global one-hot pitch conditioning over MIDI ``0..n_pitches-1`` (0 = off).
+        n_pitches: global pitch conditioning over MIDI ``0..n_pitches-1`` (0 = off).
+        pitch_sigma: how a pitch is coded over those ``n_pitches`` bins. 0: one-hot (every pitch its own
+            learned vector; integer pitches only). > 0: a Gaussian bump ``exp(-(k - m)^2 / (2 sigma^2))``
+            over bins ``k`` for MIDI pitch ``m`` (semitones), so neighbouring pitches share weights and
+            any real-valued pitch in range (e.g. 52.5, or one never heard in training) gets a code.
         n_instruments: global one-hot instrument conditioning (0 = off).
         local_channels: channels of a local conditioning sequence (0 = off).
         local_hop: samples per local conditioning frame (frames are repeated ``local_hop`` times).
@@ -78,6 +82,7 @@ class WaveNetConfig:
     n_instruments: int = 0
     local_channels: int = 0
     local_hop: int = 1
+    pitch_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_classes", "residual_channels", "gate_channels", "skip_channels", "local_hop"):
@@ -90,6 +95,8 @@ class WaveNetConfig:
         for name in ("n_pitches", "n_instruments", "local_channels"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WaveNetConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not (self.pitch_sigma >= 0 and math.isfinite(self.pitch_sigma)):
+            raise ValueError(f"WaveNetConfig.pitch_sigma must be a finite number >= 0 (semitones), got {self.pitch_sigma}")
         if any(int(d) < 1 for d in self.dilations):
             raise ValueError(f"WaveNetConfig.dilations must all be >= 1, got {self.dilations}")
         if not self.dilations and (self.layers_per_cycle < 1 or self.cycles < 1):
@@ -110,7 +117,7 @@ class WaveNetConfig:
 
     @property
     def n_global(self) -> int:
-        """Width of the global one-hot conditioning vector (pitch one-hot then instrument one-hot)."""
+        """Width of the global conditioning vector (pitch code then instrument one-hot)."""
         return self.n_pitches + self.n_instruments
 
     @property
@@ -206,10 +213,20 @@ def upsample_local(local: torch.Tensor, hop: int, samples: int) -> torch.Tensor:
     return local.repeat_interleave(hop, dim=-1)[..., :samples]
 
 
-def _global_onehot(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[int] | int | None,
+def pitch_code(pitch: torch.Tensor, n_pitches: int, sigma: float = 0.0) -> torch.Tensor:
+    """Pitch code ``(batch, n_pitches)`` of MIDI pitches ``(batch,)``: one-hot (``sigma`` 0, integer pitches)
+    or a Gaussian bump of ``sigma`` semitones centred on each (real-valued) pitch, peak 1."""
+    if sigma == 0:
+        return F.one_hot(pitch.long(), n_pitches).float()
+    bins = torch.arange(n_pitches, device=pitch.device, dtype=torch.float32)
+    return torch.exp(-0.5 * ((bins - pitch.float().unsqueeze(1)) / sigma) ** 2)
+
+
+def _global_onehot(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[float] | float | None,
                    instrument: torch.Tensor | Sequence[int] | int | None, batch: int,
                    device: torch.device) -> torch.Tensor | None:
-    """One-hot global conditioning ``(batch, n_pitches + n_instruments)`` (None when the model has none)."""
+    """Global conditioning ``(batch, n_pitches + n_instruments)``: pitch code then instrument one-hot (None when the
+    model has none)."""
     parts = []
     for name, value, n in (("pitch", pitch, cfg.n_pitches), ("instrument", instrument, cfg.n_instruments)):
         if n == 0:
@@ -218,14 +235,19 @@ def _global_onehot(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[int] | int
             continue
         if value is None:
             raise ValueError(f"the model is conditioned on {name}: pass {name}= a (batch,) tensor of ints in 0..{n - 1}")
-        v = torch.as_tensor(value, device=device).long().reshape(-1)
+        soft = name == "pitch" and cfg.pitch_sigma > 0
+        v = torch.as_tensor(value, device=device).reshape(-1)
+        if not soft:
+            if v.is_floating_point() and not torch.equal(v, v.round()):
+                raise ValueError(f"{name} must be whole numbers for a one-hot code, got {v.tolist()}")
+            v = v.long()
         if v.numel() == 1:
             v = v.expand(batch)
         if v.numel() != batch:
             raise ValueError(f"{name} has {v.numel()} values for a batch of {batch}")
-        if int(v.min()) < 0 or int(v.max()) >= n:
+        if not bool(torch.isfinite(v.float()).all()) or float(v.min()) < 0 or float(v.max()) > n - 1:
             raise ValueError(f"{name} must lie in 0..{n - 1}, got values {v.min().item()}..{v.max().item()}")
-        parts.append(F.one_hot(v, n).float())
+        parts.append(pitch_code(v, n, cfg.pitch_sigma) if name == "pitch" else F.one_hot(v, n).float())
     return torch.cat(parts, dim=1) if parts else None
 
 
@@ -865,6 +887,6 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "WaveNetConfig", "AutoencoderConfig", "WaveNet", "GatedResidualLayer", "WaveNetEncoder", "WaveNetAutoencoder",
-    "audio_to_classes", "classes_to_audio", "quantize_linear", "receptive_field_by_gradient", "silence_class", "shift_right", "upsample_local",
+    "audio_to_classes", "classes_to_audio", "pitch_code", "quantize_linear", "receptive_field_by_gradient", "silence_class", "shift_right", "upsample_local",
     "generate_tokens", "generate", "interpolate_latents", "build_model", "model_config_dict", "load_wavenet", "load_pretrained", "count_parameters",
 ]

@@ -8,6 +8,7 @@ generation (``benchmarks/bench_wavenet.py``). ``full`` follows the NSynth paper'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, asdict
 
 from course_lib.models.wavenet import AutoencoderConfig, WaveNetConfig
@@ -30,12 +31,29 @@ AUTOENCODER_PRESETS: dict[str, AutoencoderConfig] = {
 
 @dataclass(frozen=True)
 class TrainPreset:
-    """Training knobs: optimizer steps, clips per batch, crop length in samples, Adam learning rate."""
+    """Training knobs: optimizer steps, clips per batch, crop length in samples, Adam learning rate.
+
+    ``lr_final``: None keeps ``lr`` for the whole run; a number anneals it from ``lr`` (step 0) to
+    ``lr_final`` (last step) along a half cosine (:meth:`lr_at`).
+    """
 
     steps: int
     batch_size: int
     crop: int
     lr: float
+    lr_final: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or (self.lr_final is not None and self.lr_final < 0):
+            raise ValueError(f"TrainPreset needs lr > 0 and lr_final >= 0 (or None), got {self.lr}, {self.lr_final}")
+
+    def lr_at(self, step: int, total: int | None = None) -> float:
+        """Learning rate of optimizer step ``step`` of a ``total``-step run (default ``self.steps``)."""
+        n = self.steps if total is None else total
+        if self.lr_final is None or n <= 1:
+            return self.lr
+        t = min(max(step / (n - 1), 0.0), 1.0)
+        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1.0 + math.cos(math.pi * t))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,11 +72,13 @@ def _pick(table: dict, name: str, what: str):
     return table[name]
 
 
-def wavenet_preset(name: str, n_pitches: int = 0, n_instruments: int = 0) -> WaveNetConfig:
-    """The WaveNet config of preset ``name``, optionally with global pitch / instrument conditioning."""
+def wavenet_preset(name: str, n_pitches: int = 0, n_instruments: int = 0, pitch_sigma: float = 0.0) -> WaveNetConfig:
+    """The WaveNet config of preset ``name``, optionally with global pitch / instrument conditioning
+    (``pitch_sigma``: the pitch code's width in semitones, 0 = one-hot; see :class:`WaveNetConfig`)."""
     from dataclasses import replace
 
-    return replace(_pick(WAVENET_PRESETS, name, "WaveNet"), n_pitches=n_pitches, n_instruments=n_instruments)
+    return replace(_pick(WAVENET_PRESETS, name, "WaveNet"), n_pitches=n_pitches, n_instruments=n_instruments,
+                   pitch_sigma=pitch_sigma)
 
 
 def autoencoder_preset(name: str) -> AutoencoderConfig:

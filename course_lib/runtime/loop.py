@@ -46,7 +46,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
         checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
         config: dict | None = None, grad_clip: float | None = 1.0, progress: bool = True,
         desc: str = "train", log_every: int = 10,
-        callback: Callable[[TrainHistory], bool | None] | None = None) -> TrainHistory:
+        callback: Callable[[TrainHistory], bool | None] | None = None,
+        lr_schedule: Callable[[int], float] | None = None) -> TrainHistory:
     """Train ``model`` for ``steps`` optimizer steps in total (counting steps done before a resume).
 
     Args:
@@ -61,6 +62,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
         progress: tqdm bar with the running loss.
         callback: called with the history after every step (e.g. a live loss plot); it must not train.
             Returning True stops the run there (e.g. a time budget): the model is saved and returned.
+        lr_schedule: ``step -> learning rate`` of that step, set on every parameter group before it (None =
+            the optimizer's own). A function of the step alone, so a resumed run follows the same schedule.
     Returns the :class:`TrainHistory` (with the losses of earlier, resumed steps too).
     """
     if steps < 0:
@@ -88,6 +91,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
     model.train()
     try:
         while history.step < steps:
+            if lr_schedule is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = float(lr_schedule(history.step))
             batch = batch_fn(history.step, step_generator(seed, history.step, gen_device))
             loss = loss_fn(model, batch)
             if not torch.isfinite(loss):

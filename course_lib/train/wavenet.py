@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -39,21 +40,34 @@ PathLike = Union[str, Path]
 
 
 def random_crops(data: NoteData, batch: int, length: int, generator: torch.Generator, lead_in: int = 0,
-                 device: Device = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 device: Device = None, pitch_shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``batch`` random crops ``(batch, length)`` of random notes -> (audio, pitch ``(batch,)``, instrument ``(batch,)``).
 
     A crop starts anywhere from ``lead_in`` samples before the onset (zero-padded) to the note's end minus ``length``.
+    ``pitch_shift`` > 0 (semitones): each crop is also resampled by a random ``u`` in ``[-pitch_shift, pitch_shift]``
+    semitones (read at a step of ``2 ** (u / 12)`` samples, linear interpolation) and its pitch is returned as the
+    real number ``pitch + u`` (float), for a model with a Gaussian pitch code.
     """
     n, samples = data.audio.shape
     if length < 2:
         raise ValueError(f"crop length must be >= 2 samples, got {length}")
-    padded = F.pad(data.audio, (lead_in, max(0, length - samples)))
-    last = padded.shape[1] - length
+    if not (pitch_shift >= 0 and math.isfinite(pitch_shift)):
+        raise ValueError(f"pitch_shift must be a finite number of semitones >= 0, got {pitch_shift}")
+    span = length if pitch_shift == 0 else int(math.ceil((length - 1) * 2 ** (pitch_shift / 12))) + 2
+    padded = F.pad(data.audio, (lead_in, max(0, span - samples)))
+    last = padded.shape[1] - span
     idx = torch.randint(0, n, (batch,), generator=generator)
     start = torch.randint(0, last + 1, (batch,), generator=generator)
-    rows = padded[idx.unsqueeze(1), start.unsqueeze(1) + torch.arange(length).unsqueeze(0)]
     dev = device if device is not None else data.audio.device
-    return rows.to(dev), data.pitch[idx].to(dev), data.instrument[idx].to(dev)
+    if pitch_shift == 0:
+        rows = padded[idx.unsqueeze(1), start.unsqueeze(1) + torch.arange(length).unsqueeze(0)]
+        return rows.to(dev), data.pitch[idx].to(dev), data.instrument[idx].to(dev)
+    shift = (torch.rand(batch, generator=generator) * 2 - 1) * pitch_shift
+    pos = start.unsqueeze(1) + 2 ** (shift.unsqueeze(1) / 12) * torch.arange(length).unsqueeze(0)  # (batch, length)
+    left = pos.floor().long().clamp(max=padded.shape[1] - 2)
+    frac = pos - left
+    rows = (1 - frac) * padded[idx.unsqueeze(1), left] + frac * padded[idx.unsqueeze(1), left + 1]
+    return rows.to(dev), (data.pitch[idx].float() + shift).to(dev), data.instrument[idx].to(dev)
 
 
 def wavenet_crop_loss(model: WaveNet, crops: torch.Tensor, pitch: torch.Tensor | None = None,
@@ -67,10 +81,12 @@ def wavenet_crop_loss(model: WaveNet, crops: torch.Tensor, pitch: torch.Tensor |
 
 def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = "fast", *, seed: int = 0,
                   checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
-                  progress: bool = True, steps: int | None = None) -> TrainHistory:
+                  progress: bool = True, steps: int | None = None, pitch_shift: float = 0.0) -> TrainHistory:
     """Train a :class:`WaveNet` (next-sample loss) or :class:`WaveNetAutoencoder` (reconstruction loss) on crops of ``data``.
 
-    ``steps`` overrides the preset's step count; the checkpoint stores the model, data and training configs.
+    ``steps`` overrides the preset's step count; ``pitch_shift`` (semitones) resamples every crop by a random
+    shift and labels it with the shifted, real-valued pitch (:func:`random_crops`; it needs a Gaussian pitch code).
+    The checkpoint stores the model, data and training configs.
     """
     tp = train_preset(preset) if isinstance(preset, str) else preset
     total = tp.steps if steps is None else int(steps)
@@ -89,11 +105,15 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
             return wavenet_crop_loss(m, *batch)
     else:
         raise ValueError(f"train_wavenet trains a WaveNet or WaveNetAutoencoder, got {type(model).__name__}")
+    if pitch_shift and not getattr(model.config, "pitch_sigma", 0):
+        raise ValueError("pitch_shift labels crops with real-valued pitches: it needs a model with pitch_sigma > 0")
     config = {"model": model_config_dict(model), "data": {**data.description, "hash": data.content_hash()},
-              "train": {**tp.to_dict(), "steps": total, "seed": seed}}
-    return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device),
+              "train": {**tp.to_dict(), "steps": total, "seed": seed,
+                        **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {})}}
+    return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift),
                loss_fn, total, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-               resume=resume, config=config, progress=progress, desc=type(model).__name__)
+               resume=resume, config=config, progress=progress, desc=type(model).__name__,
+               lr_schedule=None if tp.lr_final is None else (lambda step: tp.lr_at(step, total)))
 
 
 def write_data_card(path: PathLike, checkpoint: PathLike, history: TrainHistory, command: str,
@@ -121,6 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="override the preset's optimizer steps")
     p.add_argument("--crop", type=int, default=None, help="override the preset's crop length (samples)")
     p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    p.add_argument("--lr-final", type=float, default=None,
+                   help="anneal the learning rate to this value by the last step (half cosine); default: constant")
+    p.add_argument("--pitch-sigma", type=float, default=0.0,
+                   help="pitch code width in semitones: 0 = one-hot, > 0 = Gaussian bump over the MIDI bins "
+                        "(neighbouring pitches share weights; any real-valued pitch can be asked for)")
+    p.add_argument("--pitch-shift", type=float, default=0.0,
+                   help="resample each training crop by a random shift of up to this many semitones, labelled with "
+                        "the shifted pitch (needs --pitch-sigma > 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", required=True, help="shipped weights (.pt, no optimizer state); a .json data card beside it")
@@ -135,16 +163,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model == "autoencoder":
         model = build_model(autoencoder_preset(args.preset), device=device)
     else:
-        model = build_model(wavenet_preset(args.preset, n_pitches=128 if args.pitch else 0), device=device)
+        if args.pitch_sigma and not args.pitch:
+            raise SystemExit("--pitch-sigma needs --pitch (it shapes the pitch conditioning)")
+        model = build_model(wavenet_preset(args.preset, n_pitches=128 if args.pitch else 0,
+                                           pitch_sigma=args.pitch_sigma), device=device)
     out = Path(args.out)
     work = Path(args.work) / out.name
     tp = train_preset(args.preset)
     tp = TrainPreset(tp.steps if args.steps is None else args.steps,
                      tp.batch_size if args.batch_size is None else args.batch_size,
-                     tp.crop if args.crop is None else args.crop, tp.lr)
+                     tp.crop if args.crop is None else args.crop, tp.lr,
+                     tp.lr_final if args.lr_final is None else args.lr_final)
     start = time.perf_counter()
     hist = train_wavenet(model, data, tp, seed=args.seed, checkpoint=work, checkpoint_every=100,
-                         resume=not args.no_resume)
+                         resume=not args.no_resume, pitch_shift=args.pitch_shift)
     ckpt = load_checkpoint(work)
     save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss})
     cmd = "python -m course_lib.models.wavenet_train " + " ".join(argv if argv is not None else sys.argv[1:])
