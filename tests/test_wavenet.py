@@ -342,6 +342,12 @@ def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
     assert abs(result["within_tolerance"] - card["pitch_check"]["within_tolerance"]) <= 1
     # and it means something: most requested pitches come out as that pitch (a 50-cent window)
     assert result["within_tolerance"] >= MIN_SHIPPED_PITCH_HITS
+    # with other sampling noise too: the card's second seed reproduces and clears the same bar
+    other = card_pitch_check(model, seed=2)
+    stored = card.get("pitch_check_other_seeds", {}).get("2")
+    assert stored is not None, "run python -m course_lib.models.wavenet_eval on the checkpoint (it checks seed 2 too)"
+    assert abs(other["within_tolerance"] - stored["within_tolerance"]) <= 1
+    assert other["within_tolerance"] >= MIN_SHIPPED_PITCH_HITS
 
 
 def test_shipped_autoencoder_keeps_the_pitch_of_the_notes_it_reconstructs():
