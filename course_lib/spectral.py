@@ -140,8 +140,9 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int = 1024, hop: int = 256, n_it
     return istft(magnitude * angles, n_fft, hop, length=length)
 
 
-def _precise(device: torch.device) -> torch.dtype:
-    """float64 on the CPU; float32 elsewhere (Apple MPS has no float64, CUDA's is slow)."""
+def precise_dtype(device: torch.device) -> torch.dtype:
+    """The most precise float for work on ``device``: float64 on the CPU, float32 elsewhere (Apple MPS has no
+    float64, CUDA's is slow)."""
     return torch.float64 if device.type == "cpu" else torch.float32
 
 
@@ -151,7 +152,7 @@ def instantaneous_frequency(phase: torch.Tensor, time_axis: int = -1) -> torch.T
     The first frame's difference is taken against zero, so the map is exactly invertible by
     :func:`phase_from_if`. Values lie in [-1, 1] up to the unwrapping (radians / pi).
     """
-    ph = phase.to(_precise(phase.device))
+    ph = phase.to(precise_dtype(phase.device))
     unwrapped = _unwrap(ph, time_axis)
     diff = torch.diff(unwrapped, dim=time_axis, prepend=torch.zeros_like(unwrapped.narrow(time_axis, 0, 1)))
     return (diff / math.pi).to(phase.dtype)
@@ -159,7 +160,7 @@ def instantaneous_frequency(phase: torch.Tensor, time_axis: int = -1) -> torch.T
 
 def phase_from_if(inst_freq: torch.Tensor, time_axis: int = -1) -> torch.Tensor:
     """Inverse of :func:`instantaneous_frequency`: cumulative sum along time, times pi, wrapped to (-pi, pi]."""
-    ph = torch.cumsum(inst_freq.to(_precise(inst_freq.device)) * math.pi, dim=time_axis)
+    ph = torch.cumsum(inst_freq.to(precise_dtype(inst_freq.device)) * math.pi, dim=time_axis)
     wrapped = torch.remainder(ph + math.pi, 2 * math.pi) - math.pi
     return wrapped.to(inst_freq.dtype)
 
@@ -186,7 +187,7 @@ def logmag_if_to_audio(logmag: torch.Tensor, inst_freq: torch.Tensor, n_fft: int
     """Exact inverse of :func:`audio_to_logmag_if`: ``(batch, freq, frames)`` pair -> audio ``(batch, samples)``."""
     if logmag.shape != inst_freq.shape:
         raise ValueError(f"log-magnitude {tuple(logmag.shape)} and IF {tuple(inst_freq.shape)} shapes differ")
-    precise = _precise(logmag.device)
+    precise = precise_dtype(logmag.device)
     magnitude = (torch.exp(logmag.to(precise)) - floor).clamp_min(0.0)
     phase = phase_from_if(inst_freq.to(precise))
     spec = torch.polar(magnitude, phase)

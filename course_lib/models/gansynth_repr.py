@@ -41,7 +41,7 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.audio import snr_db
 from course_lib.spectral import (MelConfig, instantaneous_frequency, istft, log_magnitude, mel_filterbank,
-                                 phase_from_if, stft)
+                                 phase_from_if, precise_dtype, stft)
 
 KINDS: tuple[str, ...] = ("phase", "if", "mel_if")
 MAG_FLOOR: float = 1e-6
@@ -178,7 +178,7 @@ def phase_views(audio: torch.Tensor, n_fft: int = 1024, hop: int | None = None) 
     spec = stft(_check_audio(audio), n_fft, hop)
     phase = torch.angle(spec)
     inst_freq = instantaneous_frequency(phase)
-    precise = torch.float64 if inst_freq.device.type == "cpu" else torch.float32  # no float64 on MPS
+    precise = precise_dtype(inst_freq.device)
     unwrapped = torch.cumsum(inst_freq.to(precise) * math.pi, dim=-1).to(torch.float32)
     return {"phase": phase, "unwrapped": unwrapped, "if": inst_freq, "logmag": log_magnitude(spec, MAG_FLOOR)}
 
@@ -231,7 +231,7 @@ def image_to_audio(image: torch.Tensor, cfg: SpecImageConfig, length: int | None
         raise ValueError(f"image must be (batch, {', '.join(map(str, cfg.image_shape))}), got {tuple(img.shape)}")
     if length is not None and not 0 < length <= cfg.samples:
         raise ValueError(f"length must be in 1..{cfg.samples} samples, got {length}")
-    precise = torch.float64 if img.device.type == "cpu" else torch.float32  # float64 only on the CPU (MPS has none)
+    precise = precise_dtype(img.device)
     img = img.to(precise)
     first, second = img[:, 0], img[:, 1]
     if cfg.kind == "mel_if":

@@ -85,13 +85,12 @@ def phase_from_frequency(freq_hz: torch.Tensor, sr: int, samples: int, phase0: P
     return torch.remainder(phase, 1.0).to(freq_hz.device, torch.float32)
 
 
-def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+def make_generator(seed: int | None) -> torch.Generator | None:
     """A CPU ``torch.Generator`` seeded with ``seed`` (``None`` for the global RNG).
 
-    Always on the CPU, whatever ``device`` the sound is made on: callers draw on the CPU and move the
+    Always on the CPU, whatever device the sound is made on: callers draw on the CPU and move the
     numbers, so a seed gives the same sound on every device (a CUDA generator draws other numbers).
     """
-    del device  # kept for callers; the draws are made on the CPU
     if seed is None:
         return None
     g = torch.Generator()

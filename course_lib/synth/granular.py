@@ -142,7 +142,7 @@ def granulate(
     total = n_samples(duration, sr)
     glen = max(1, int(round(grain_duration * sr)))
     n_grains = max(1, int(math.ceil(density * duration)))
-    gen = make_generator(seed, dev)
+    gen = make_generator(seed)
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=gen).to(dev)

@@ -379,7 +379,7 @@ def noise(
         raise ValueError(f"batch must be >= 1, got {batch}")
     samples = n_samples(duration, sr)
     dev = resolve_device(device)
-    gen = make_generator(seed, dev)
+    gen = make_generator(seed)
     if color == "white":
         return torch.rand(batch, samples, generator=gen).to(dev) * 2.0 - 1.0
     if samples == 0:

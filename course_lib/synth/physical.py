@@ -24,6 +24,7 @@ from typing import Optional, Union
 import torch
 
 from course_lib import DEFAULT_SR
+from course_lib.spectral import precise_dtype
 from course_lib.synth.core import Param, batch_size_of, make_generator, n_samples, resolve_device
 
 Device = Union[str, torch.device, None]
@@ -202,12 +203,12 @@ def karplus_strong(
     period = sr / f0v
     n_int, h, omega = _loop_taps(period, 0.25 * (1 - br), sr, f0v)
     rho = _loop_gain(dec, t60, f0v, _gain_at(h, omega), b, _CPU)
-    taps = (rho[:, None] * h).to(dev, torch.float64 if dev.type == "cpu" else torch.float32)  # no float64 on MPS
+    taps = (rho[:, None] * h).to(dev, precise_dtype(dev))
     n_int = n_int.to(dev)
-    br = br.to(dev, torch.float64 if dev.type == "cpu" else torch.float32)
+    br = br.to(dev, precise_dtype(dev))
 
     # excitation: one period (the integer part) of zero-mean noise, low-passed by (1 - brightness)
-    gen = make_generator(seed, dev)
+    gen = make_generator(seed)
     burst_len = int(n_int.max())
     noise = torch.rand(b, burst_len, generator=gen, dtype=torch.float32).to(dev) * 2 - 1
     smooth = noise

@@ -78,7 +78,7 @@ def subtractive_voice(
         )
     env = adsr(attack, decay, sustain, release, note_duration, duration, sr, batch=b, device=dev)
 
-    gen = make_generator(seed, dev)
+    gen = make_generator(seed)
     if wave == "noise":
         src = oscillator("noise", f0, duration, sr, batch=b, seed=seed, device=dev)
     else:
