@@ -222,7 +222,7 @@ def pitch_code(pitch: torch.Tensor, n_pitches: int, sigma: float = 0.0) -> torch
     return torch.exp(-0.5 * ((bins - pitch.float().unsqueeze(1)) / sigma) ** 2)
 
 
-def _global_onehot(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[float] | float | None,
+def _global_code(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[float] | float | None,
                    instrument: torch.Tensor | Sequence[int] | int | None, batch: int,
                    device: torch.device) -> torch.Tensor | None:
     """Global conditioning ``(batch, n_pitches + n_instruments)``: pitch code then instrument one-hot (None when the
@@ -336,7 +336,7 @@ class WaveNet(nn.Module):
             local: per-sample local conditioning ``(batch, local_channels, samples)`` (see :func:`upsample_local`).
         """
         h = self._embed(x)
-        g = _global_onehot(self.config, pitch, instrument, h.shape[0], h.device)
+        g = _global_code(self.config, pitch, instrument, h.shape[0], h.device)
         return self._run(h, g, local)
 
     def _run(self, h: torch.Tensor, g: torch.Tensor | None, local: torch.Tensor | None) -> torch.Tensor:
@@ -660,7 +660,7 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
     prime = torch.empty(B, 0, dtype=torch.long, device=dev) if prime is None else prime.to(dev).long()
     P = prime.shape[1]
     total = P + n_samples
-    g = _global_onehot(cfg, pitch, instrument, B, dev)
+    g = _global_code(cfg, pitch, instrument, B, dev)
     if cfg.local_channels:
         if local is None:
             raise ValueError("the model is conditioned on a local sequence: pass local=(batch, channels, frames)")
