@@ -22,7 +22,7 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.models.ddsp import DDSP, DDSPConfig
 from course_lib.models.ddsp_features import extract_features
-from course_lib.models.ddsp_train import get_preset
+from course_lib.train.ddsp import get_preset
 from course_lib.models.spectral_ae import SpectralAutoencoder
 
 

@@ -192,7 +192,7 @@ def test_pitch_pyin_on_a_sine_and_on_silence():
 # ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
-    from course_lib.models.ddsp_train import note_features, train_ddsp, training_notes
+    from course_lib.train.ddsp import note_features, train_ddsp, training_notes
 
     data = training_notes("fast")
     feats = note_features(data, 64, cache=False)
@@ -218,7 +218,7 @@ def test_checkpoint_round_trip_gives_the_same_audio(fast_run):
 
 
 def test_training_features_are_cached_by_the_notes_hash(tmp_path, monkeypatch):
-    from course_lib.models.ddsp_train import instrument_notes, note_features
+    from course_lib.train.ddsp import instrument_notes, note_features
 
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     data = instrument_notes([60], [100], seconds=0.3)
@@ -246,13 +246,13 @@ def test_shipped_checkpoint_is_small_and_has_a_card():
         pytest.skip("shipped DDSP checkpoint not installed")
     assert path.stat().st_size <= 5 * 1024 * 1024
     card = json.loads(path.with_suffix(".json").read_text())
-    assert card["rebuild"].startswith("python -m course_lib.models.ddsp_train")
+    assert card["rebuild"].startswith("python -m course_lib.train.ddsp")
     assert card["data"]["hash"] and card["steps"] > 0 and card["train_wall_seconds"] > 0
     assert path.with_suffix(".md").is_file()
 
 
 def test_resynthesize_keeps_the_pitch_of_a_held_out_glide():
-    from course_lib.models.ddsp_card import glide_check
+    from course_lib.metrics.ddsp_card import glide_check
 
     if not dd.pretrained_path().is_file():
         pytest.skip("shipped DDSP checkpoint not installed")

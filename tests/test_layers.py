@@ -39,9 +39,6 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     # the iSTFT vocoder's card measures with the grader's reference set
     ("course_lib.metrics.vocoder_card", "grading.reference", "up"):
         "the card's FAD/IS use the grader's reference; only in a checkout (grading is not installed)",
-    # a cycle: ddsp_train's command line writes the card, the card reads ddsp_train's held-out notes
-    ("course_lib.models.ddsp_train", "course_lib.models.ddsp_card", "in function"):
-        "split ddsp_train's trainer and command line into course_lib/train/ (ddsp_eval too)",
 }
 
 

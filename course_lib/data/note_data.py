@@ -2,7 +2,7 @@
 
 :func:`synthetic_note_data` slices the synthetic mini-NSynth (:mod:`course_lib.data.synthetic_notes`);
 :func:`sine_note_data` is one sine. Lesson 03's WaveNets (:mod:`course_lib.train.wavenet`) and Lesson 07's
-DDSP (:mod:`course_lib.models.ddsp_train`) train on them.
+DDSP (:mod:`course_lib.train.ddsp`) train on them.
 """
 
 from __future__ import annotations

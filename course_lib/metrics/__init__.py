@@ -11,7 +11,9 @@
 * :mod:`evaluate` — one call for all metrics (``embed_and_proba``: one pass of a classifier);
   :mod:`calibration` — the reference table
 * :mod:`train_classifier` — rebuilds the shipped classifier checkpoints
-* :mod:`gansynth_card`, :mod:`vocoder_card` — the measured data cards of the GANSynth checkpoints and the iSTFT vocoder
+* :mod:`gansynth_card`, :mod:`vocoder_card`, :mod:`ddsp_card` — the measured data cards of the GANSynth checkpoints,
+  the iSTFT vocoder and DDSP
+* :mod:`ddsp_eval` — Lesson 07's reconstruction table (DDSP, spectral autoencoder, RAVE-lite, WaveNet autoencoder)
 """
 
 from course_lib.metrics.adversarial import targeted_perturbation

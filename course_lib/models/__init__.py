@@ -12,14 +12,11 @@
 ``classifiers``    loop and pitch classifiers behind IS / FAD / PA / PE (metrics)
 ``ddsp``           DDSP: decoder + harmonic-plus-noise synthesiser, ``resynthesize`` (timbre transfer, Lesson 07)
 ``ddsp_features``  f0 (pYIN) and A-weighted loudness per frame (Lesson 07)
-``ddsp_train``     the organ notes, held-out notes, presets and ``train_ddsp`` (Lesson 07)
-``ddsp_eval``      Lesson 07's reconstruction table (DDSP, spectral autoencoder, WaveNet autoencoder)
-``ddsp_card``      the shipped DDSP checkpoint's data card
 ``spectral_ae``    log-magnitude convolutional autoencoder + Griffin-Lim, the baseline (Lesson 07)
 ``pqmf``           RAVE's pseudo-QMF filter bank, analysis and synthesis (Lesson 07)
 ``rave_lite``      a RAVE-style PQMF + convolutional VAE at a CPU budget, first stage only (Lesson 07)
 =================  ==============================================================
 
-Trainers live one layer up (``course_lib.train``: ``gansynth``, ``wavenet``, ``gan``, ``vocoder``), checkpoints and
+Trainers live one layer up (``course_lib.train``: ``gansynth``, ``wavenet``, ``gan``, ``vocoder``, ``ddsp``), checkpoints and
 devices one layer down (``course_lib.runtime``).
 """

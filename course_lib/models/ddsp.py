@@ -41,7 +41,7 @@ from course_lib.spectral import MULTISCALE_FFT_SIZES, multiscale_spectral_distan
 from course_lib.synth.additive import harmonic_synth
 from course_lib.synth.filters import filtered_noise
 
-REBUILD_COMMAND = ("python -m course_lib.models.ddsp_train --preset full --threads 1 --no-resume "
+REBUILD_COMMAND = ("python -m course_lib.train.ddsp --preset full --threads 1 --no-resume "
                    "--out course_lib/assets/ddsp_organ.pt")
 """The command that trains the shipped DDSP (its card, ``course_lib/assets/ddsp_organ.md``, gives the full recipe)."""
 

@@ -2,7 +2,8 @@
 
 ``gan``: one GAN training loop for StyleGAN2 and MelGAN (``train_gan``), also under ``torchrun`` (``ddp``);
 ``gansynth``: GANSynth's progressive trainer (losses in ``gansynth_losses``); ``wavenet``: Lesson 03's WaveNets;
-``vocoder``: the iSTFT vocoder. ``python -m course_lib.train {stylegan2,melgan} ...`` runs the GAN loop from the
+``vocoder``: the iSTFT vocoder; ``ddsp``: Lesson 07's DDSP (the organ notes, held-out
+notes, presets, ``train_ddsp``). ``python -m course_lib.train {stylegan2,melgan} ...`` runs the GAN loop from the
 command line. Device choice, seeding, checkpoints and the small loop ``fit`` live in :mod:`course_lib.runtime`
 (below the models that use them); ``course_lib.train.device`` / ``checkpoint`` / ``loop`` re-export them.
 """

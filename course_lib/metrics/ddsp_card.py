@@ -1,8 +1,8 @@
 """The data card of the shipped DDSP checkpoint: measure it and write ``.json`` + ``.md`` beside the ``.pt``.
 
-    python -m course_lib.models.ddsp_card course_lib/assets/ddsp_organ.pt --command "<the training command>"
+    python -m course_lib.metrics.ddsp_card course_lib/assets/ddsp_organ.pt --command "<the training command>"
 
-Measured: reconstruction of the held-out notes (:mod:`course_lib.models.ddsp_eval`) and a timbre
+Measured: reconstruction of the held-out notes (:mod:`course_lib.metrics.ddsp_eval`) and a timbre
 transfer of a held-out glide (:func:`glide_check`: the pitch of the output against the input's, pYIN).
 A hand-written ``## Limitations`` section already in the ``.md`` is kept.
 """
@@ -21,9 +21,9 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.audio import resample
 from course_lib.models.ddsp import load_ddsp, resynthesize
-from course_lib.models.ddsp_eval import reconstruction_metrics
+from course_lib.metrics.ddsp_eval import reconstruction_metrics
 from course_lib.models.ddsp_features import pitch_pyin
-from course_lib.models.ddsp_train import HELDOUT_PITCHES, HELDOUT_VELOCITIES, heldout_notes, note_features
+from course_lib.train.ddsp import HELDOUT_PITCHES, HELDOUT_VELOCITIES, heldout_notes, note_features
 from course_lib.runtime.checkpoint import load_checkpoint
 from course_lib.runtime.model_card import write_model_card
 from course_lib.synth import sine
@@ -84,9 +84,9 @@ def build_card(path: PathLike, command: str | None = None) -> dict:
             "train_wall_seconds": extra.get("train_wall_seconds"), "feature_seconds": extra.get("feature_seconds"),
             "threads": extra.get("threads"), "device": extra.get("device"), "torch": torch.__version__,
             "loss_by_step": _loss_points(loss),
-            "heldout_reconstruction": {"how": "held-out notes (course_lib.models.ddsp_train.heldout_notes) resynthesised "
+            "heldout_reconstruction": {"how": "held-out notes (course_lib.train.ddsp.heldout_notes) resynthesised "
                                               "from their own pYIN f0 and loudness, noise seed 0 "
-                                              "(course_lib.models.ddsp_eval.reconstruction_metrics)", **metrics},
+                                              "(course_lib.metrics.ddsp_eval.reconstruction_metrics)", **metrics},
             "timbre_transfer_glide": glide_check(model),
             "rebuild": command}
     return card
@@ -101,7 +101,7 @@ def _markdown(card: dict, limitations: str) -> str:
         "# DDSP organ (shipped checkpoint `ddsp_organ.pt`)", "",
         "Harmonic-plus-noise DDSP model of Lesson 07 (`course_lib.models.ddsp`), loaded with "
         "`course_lib.models.ddsp.load_pretrained()` and used by `resynthesize(audio, sr)` when no checkpoint is given. "
-        "This card is written by `python -m course_lib.models.ddsp_card`.", "",
+        "This card is written by `python -m course_lib.metrics.ddsp_card`.", "",
         f"* **Model**: decoder of width {m['hidden']} (f0 and loudness MLPs, GRU, MLP, linear head), "
         f"{m['n_harmonics']} harmonics, {m['n_noise_bands']} noise bands, hop {m['hop']} samples "
         f"({1000 * m['hop'] / m['sr']:.0f} ms) at {m['sr']} Hz, reverb {'none' if not m['reverb_seconds'] else str(m['reverb_seconds']) + ' s'}; "
@@ -126,7 +126,7 @@ def _markdown(card: dict, limitations: str) -> str:
         f"| timbre transfer of a held-out glide (22.05 kHz, 180-520 Hz): median / 95th percentile abs f0 error (cents) | "
         f"{g['median_abs_cents']} / {g['p95_abs_cents']} |", "",
         "The f0 error is small by construction: DDSP is *given* the f0 it plays (the error measures the pitch "
-        "tracker twice and the synthesiser once). `python -m course_lib.models.ddsp_eval` compares it with the spectral "
+        "tracker twice and the synthesiser once). `python -m course_lib.metrics.ddsp_eval` compares it with the spectral "
         "autoencoder and Lesson 03's WaveNet autoencoder on the same notes (README, Lesson 07).", ""]
     return "\n".join(lines) + "\n" + limitations
 

@@ -1,6 +1,6 @@
 """Training DDSP on one instrument of the mini-NSynth (Lesson 07): data, features, presets, command line.
 
-    python -m course_lib.models.ddsp_train --preset full --threads 1 --out course_lib/assets/ddsp_organ.pt
+    python -m course_lib.train.ddsp --preset full --threads 1 --out course_lib/assets/ddsp_organ.pt
 
 The instrument is the organ of the synthetic mini-NSynth (``course_lib.data``, data preset ``fast``,
 seed 0: ``organ_electronic_000``, the organ Lesson 03's WaveNets heard). Its notes are rendered with
@@ -17,7 +17,7 @@ the crop and DDSP's resynthesis. Features are computed once per note set and cac
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -32,7 +32,7 @@ from course_lib.data.note_data import NoteData
 from course_lib.data.presets import choose_preset, get_preset as data_preset
 from course_lib.data.synthetic_notes import instrument_pitches, make_instruments, render_notes
 from course_lib.models.ddsp import DDSP, DDSPConfig, model_config_dict
-from course_lib.models.ddsp_features import Features, extract_features, frame_count
+from course_lib.models.ddsp_features import Features, extract_features
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.runtime.device import pick_device, set_threads
 from course_lib.runtime.loop import TrainHistory, fit
@@ -262,17 +262,17 @@ def train_ddsp(preset: str | DDSPPreset = "fast", *, model: DDSP | None = None, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: train a preset on the organ, write the weights (.pt), then its data card (.json + .md)."""
+    """Command line: train a preset on the organ and write the weights (.pt); ``python -m course_lib.metrics.ddsp_card``
+    then measures them and writes their data card (metrics sit above training, so the trainer does not call it)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="full", help="fast, lecture or full")
     ap.add_argument("--steps", type=int, default=None, help="override the preset's optimizer steps")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="weights (.pt, no optimizer state); .json + .md cards beside it")
+    ap.add_argument("--out", required=True, help="weights (.pt, no optimizer state)")
     ap.add_argument("--work", default="build/ddsp_train", help="folder of the resumable training checkpoint")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--no-resume", action="store_true")
-    ap.add_argument("--no-card", action="store_true", help="skip the evaluation and card")
     args = ap.parse_args(argv)
     threads = set_threads(args.threads)
     device = pick_device(args.device)
@@ -293,12 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = {"train_wall_seconds": round(train_seconds, 1), "feature_seconds": round(feature_seconds, 1),
              "threads": threads, "device": str(device), "resumed_from": hist.resumed_from}
     save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss}, extra)
-    cmd = "python -m course_lib.models.ddsp_train " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m course_lib.train.ddsp " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"{out}: {hist.step} steps in {train_seconds / 60:.1f} min, final loss {hist.smoothed(50):.3f}")
-    if not args.no_card:
-        from course_lib.models.ddsp_card import write_card  # cycle: the card reads this module's held-out notes
-
-        write_card(out, command=cmd)
+    print(f"its data card: python -m course_lib.metrics.ddsp_card {out} --command {shlex.quote(cmd)}")
     return 0
 
 

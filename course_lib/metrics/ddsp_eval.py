@@ -1,6 +1,6 @@
 """Lesson 07's reconstruction table: DDSP, the spectral autoencoder and Lesson 03's WaveNet autoencoder
-on the same held-out organ notes: :func:`course_lib.models.ddsp_train.heldout_notes` (pitches no model trained
-on) and :func:`~course_lib.models.ddsp_train.heldout_velocity_notes` (pitches they all trained on, at velocities
+on the same held-out organ notes: :func:`course_lib.train.ddsp.heldout_notes` (pitches no model trained
+on) and :func:`~course_lib.train.ddsp.heldout_velocity_notes` (pitches they all trained on, at velocities
 none did: the fair set for the WaveNet autoencoder, whose one-hot pitch input knows only its training pitches).
 
 Per note: the multi-scale spectral distance (DDSP's loss, :func:`course_lib.spectral.multiscale_spectral_distance`),
@@ -8,7 +8,7 @@ the log-spectral distance in dB (as in Lesson 03's card, n_fft 512) and the pitc
 original and of the reconstruction, frame by frame on the frames voiced in both, in cents. A model
 summary is the median over notes; a note whose reconstruction has no voiced frame counts as "no pitch".
 
-    python -m course_lib.models.ddsp_eval --out course_lib/assets/ddsp_comparison.json
+    python -m course_lib.metrics.ddsp_eval --out course_lib/assets/ddsp_comparison.json
 
 trains DDSP's ``lecture`` preset, then the spectral autoencoder and the RAVE-style VAE
 (:mod:`course_lib.models.rave_lite`) for the same wall time each, loads the shipped
@@ -32,7 +32,7 @@ from course_lib import DEFAULT_SR
 from course_lib.models import wavenet as wn
 from course_lib.models.ddsp import load_pretrained
 from course_lib.models.ddsp_features import pitch_pyin
-from course_lib.models.ddsp_train import (get_preset, heldout_notes, heldout_velocity_notes, note_features, train_ddsp,
+from course_lib.train.ddsp import (get_preset, heldout_notes, heldout_velocity_notes, note_features, train_ddsp,
                                           training_notes)
 from course_lib.models.gansynth_repr import log_spectral_distance
 from course_lib.models.rave_lite import train_rave_lite
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "course_lib/assets/wavenet_ae_lecture.pt, pitch-conditioned decoding at temperature 1")
     result = {"note_sets": {k: {"what": NOTE_SETS[k], **sets[k].description} for k in sets}, "threads": threads,
               "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
-              "command": "python -m course_lib.models.ddsp_eval " + " ".join(argv if argv is not None else []),
+              "command": "python -m course_lib.metrics.ddsp_eval " + " ".join(argv if argv is not None else []),
               "rows": rows}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for key in sets:
