@@ -30,8 +30,6 @@ TOP = len(LAYERS)  # grading, lessons
 ALLOWED: dict[tuple[str, str, str], str] = {
     # old command paths printed in the shipped cards' rebuild commands (course_lib/assets/*.json, *.md); each module
     # is nothing but `if __name__ == "__main__": from <new place> import main`. Gone once the cards name the new path.
-    ("course_lib.models.wavenet_train", "course_lib.train.wavenet", "up"):
-        "wavenet_*.json rebuild: python -m course_lib.models.wavenet_train",
     ("course_lib.models.gansynth", "course_lib.train.gansynth", "up"):
         "gansynth_*.md/json rebuild: python -m course_lib.models.gansynth",
     ("course_lib.models.gansynth_card", "course_lib.metrics.gansynth_card", "up"):

@@ -3,7 +3,6 @@
     python -m course_lib.train.wavenet --model wavenet --preset lecture --out ckpt.pt
     python -m course_lib.train.wavenet --model autoencoder --preset lecture --out ae.pt
 
-(``python -m course_lib.models.wavenet_train``, the old path the shipped cards name, runs the same.)
 Training data is a :class:`~course_lib.data.note_data.NoteData`: notes ``(N, samples)`` with their MIDI
 pitch and instrument id, e.g. the synthetic mini-NSynth (:func:`~course_lib.data.note_data.synthetic_note_data`)
 or one sine (:func:`~course_lib.data.note_data.sine_note_data`).
@@ -179,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          resume=not args.no_resume, pitch_shift=args.pitch_shift)
     ckpt = load_checkpoint(work)
     save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss})
-    cmd = "python -m course_lib.models.wavenet_train " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m course_lib.train.wavenet " + " ".join(argv if argv is not None else sys.argv[1:])
     card = write_data_card(out.with_suffix(".json"), out, hist, cmd, time.perf_counter() - start)
     print(f"{out}: {hist.step} steps, final loss {hist.smoothed(50):.3f} nats/sample; card {card}")
     return 0
