@@ -74,7 +74,7 @@ def bench_wavenet(samples: int, batch: int, device: torch.device, repeats: int, 
     """Time the WaveNet for a note of ``samples``; with ``measured_samples`` only that many are generated
     and the time is scaled linearly (fast generation costs the same for every sample)."""
     if WAVENET_ASSET.is_file():  # Lesson 03's shipped pitch-conditioned decoder
-        model, _ = load_wavenet(WAVENET_ASSET, device=device)
+        model = load_wavenet(WAVENET_ASSET, device=device)
         name = "WaveNet (Lesson 03 ckpt)"
     else:
         model, name = WaveNet(WaveNetConfig(n_pitches=128), device=device).eval(), "WaveNet (default cfg)"

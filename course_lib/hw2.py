@@ -23,8 +23,8 @@ from course_lib.data.config import derive_seed
 from course_lib.models import stylegan2 as sg
 from course_lib.models import istft_vocoder as shipped_istft  # its ISTFT_VOCODER_ASSET is read at call time
 from course_lib.models.istft_vocoder import REBUILD_COMMAND, load_istft_vocoder
-from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_vocoder
-from course_lib.models.stylegan2 import Generator, ModulatedConv2d, balanced_labels, generate_mels, load_generator
+from course_lib.models.melgan import VOCODER_ASSET, griffin_lim_vocoder, load_melgan
+from course_lib.models.stylegan2 import Generator, ModulatedConv2d, balanced_labels, generate_mels, load_stylegan2
 from course_lib.train import gan
 
 PathLike = Union[str, Path]
@@ -210,7 +210,7 @@ def loop_vocoder(vocoder: PathLike | str | None = None, device: torch.device | s
         return griffin_lim_vocoder(mel, length=loop_samples)
 
     def melgan(path: Path):
-        model, _ = load_vocoder(path, device=device)
+        model = load_melgan(path, device=device)
         return lambda mel: model(mel)
 
     def istft(path: Path):
@@ -265,7 +265,8 @@ def generate_loops(checkpoint: PathLike, n: int, seed: int = 0, truncation_psi: 
     ``vocoder``: see :func:`loop_vocoder` (default: the shipped iSTFT vocoder, else Griffin-Lim with a warning).
     """
 
-    generator, spec = load_generator(checkpoint, device=device)
+    generator = load_stylegan2(checkpoint, device=device)
+    spec = generator.spec
     voc = loop_vocoder(vocoder, device=device, loop_samples=spec.loop_samples)
     # per-loop latents and the generator's constant noise: loop i depends only on (seed, i)
     mels = generate_mels(generator, spec, n, truncation_psi=truncation_psi, batch_size=batch_size,

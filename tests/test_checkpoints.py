@@ -14,16 +14,16 @@ from course_lib.runtime.checkpoint import atomic_save, load_checkpoint, save_che
 
 ASSETS = Path(ckpt_mod.__file__).resolve().parents[1] / "assets"
 
-# every shipped checkpoint and the function that loads it (returning the model first when it returns a pair)
+# every shipped checkpoint and the function that loads it: load_<model>(path=None, device=None) -> the model
 LOADERS = {
     "gansynth_if.pt": gansynth.load_gansynth,
     "gansynth_phase.pt": gansynth.load_gansynth,
     "wavenet_lecture_pitch.pt": wavenet.load_wavenet,
     "wavenet_ae_lecture.pt": wavenet.load_wavenet,
     "ddsp_organ.pt": ddsp.load_ddsp,
-    "melgan_loops.pt": melgan.load_vocoder,
+    "melgan_loops.pt": melgan.load_melgan,
     "istft_vocoder_loops.pt": istft_vocoder.load_istft_vocoder,
-    "stylegan2_loops.pt": stylegan2.load_generator,
+    "stylegan2_loops.pt": stylegan2.load_stylegan2,
     "loop_classifier.pt": classifiers.load_classifier,
     "pitch_classifier.pt": classifiers.load_classifier,
 }
@@ -37,9 +37,8 @@ def test_every_shipped_checkpoint_is_listed():
 def test_shipped_checkpoints_hold_no_pickled_classes_and_load_into_their_model(name):
     path = ASSETS / name
     raw = torch.load(path, map_location="cpu", weights_only=True)  # refuses any pickled class or module path
-    out = LOADERS[name](path)
-    model = out[0] if isinstance(out, tuple) else out
-    assert isinstance(model, torch.nn.Module) and not model.training
+    model = LOADERS[name](path)
+    assert isinstance(model, torch.nn.Module) and not model.training  # the model itself, not a pair
     weights = raw.get("model", raw.get("state_dict"))
     state = model.state_dict()
     assert weights, f"{name}: no weights found"
@@ -83,12 +82,30 @@ def test_atomic_save_round_trips_and_creates_the_folder(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("load", [gansynth.load_gansynth, ddsp.load_ddsp, melgan.load_vocoder,
-                                  istft_vocoder.load_istft_vocoder, classifiers.load_classifier,
+@pytest.mark.parametrize("load", [gansynth.load_gansynth, ddsp.load_ddsp, melgan.load_melgan, stylegan2.load_stylegan2,
+                                  wavenet.load_wavenet, istft_vocoder.load_istft_vocoder, classifiers.load_classifier,
                                   lambda p: load_checkpoint(p, rebuild="python -m course_lib.train.wavenet ...")])
 def test_a_missing_file_names_the_command_that_makes_it(tmp_path, load):
     with pytest.raises(FileNotFoundError, match=r"missing\.pt.*python -m course_lib\."):
         load(tmp_path / "missing.pt")
+
+
+def test_loaders_carry_the_settings_the_old_pairs_returned():
+    """One convention: the settings a loader used to return beside the model are attributes of the model; the
+    older pair-returning loaders still work for one term, warn, and give the same objects."""
+    g = stylegan2.load_stylegan2()
+    assert isinstance(g.spec, stylegan2.MelImageSpec) and g.spec.loop_samples > 0 and "steps" in g.meta
+    with pytest.warns(DeprecationWarning, match="load_stylegan2"):
+        g_old, spec = stylegan2.load_generator()
+    assert spec == g.spec and all(torch.equal(a, b) for a, b in zip(g.state_dict().values(), g_old.state_dict().values()))
+    v = melgan.load_melgan()
+    with pytest.warns(DeprecationWarning, match="load_melgan"):
+        _, mel = melgan.load_vocoder()
+    assert mel == v.mel and v.mel.n_mels == v.config.n_mels
+    w = wavenet.load_pretrained("pitch")
+    assert w.card["checkpoint"].endswith("wavenet_lecture_pitch.pt") and w.meta["step"] == w.card["steps"]
+    d = ddsp.load_pretrained()
+    assert d.card["rebuild"].startswith("python -m course_lib.train.ddsp") and d.meta["step"] == d.card["steps"]
 
 
 def test_a_model_card_regeneration_keeps_the_hand_written_limitations(tmp_path):

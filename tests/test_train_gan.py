@@ -122,11 +122,11 @@ def test_augmentation_ema_rampup_and_exported_curve_points(tmp_path):
     out = GANConfig(**{**base.to_dict(), "out_dir": str(tmp_path), "export_steps": (2,), "steps": 2})
     train_gan(out, data=data)
     train_gan(GANConfig(**{**out.to_dict(), "steps": 4}), data=data)  # resumed: a second session
-    from course_lib.models.stylegan2 import load_generator
+    from course_lib.models.stylegan2 import load_stylegan2
     from course_lib.train.gan import _training_seconds
 
-    g2, _ = load_generator(tmp_path / "generator_0000002.pt")
-    g4, _ = load_generator(tmp_path / "generator.pt")
+    g2 = load_stylegan2(tmp_path / "generator_0000002.pt")
+    g4 = load_stylegan2(tmp_path / "generator.pt")
     assert g2.meta["steps"] == 2 and g4.meta["steps"] == 4
     hist = [{"seconds": 1.0}, {"seconds": 2.0}, {"seconds": 0.5}, {"seconds": 1.5}]
     assert _training_seconds(hist) == pytest.approx(3.5)  # two sessions: 2.0 + 1.5

@@ -196,8 +196,9 @@ def test_training_on_a_sine_learns_it_and_generation_keeps_its_pitch(tmp_path):
     cents = 1200 * math.log2(np.nanmedian(f[voiced]) / f0)
     assert abs(cents) < 50
     # the checkpoint rebuilds the same model
-    loaded, saved = load_wavenet(ckpt)
-    assert saved["step"] == 200 and saved["config"]["data"]["kind"] == "sine"
+    loaded = load_wavenet(ckpt)
+    assert loaded.meta["step"] == 200 and loaded.meta["config"]["data"]["kind"] == "sine"
+    assert "model" not in loaded.meta and loaded.card == {}  # the weights are in the model; no card beside a tmp file
     x = torch.randint(0, 256, (1, 50), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))
@@ -275,19 +276,17 @@ def test_autoencoder_learns_to_reconstruct_better_than_unconditioned(tmp_path):
     hist = train_wavenet(ae, data, TrainPreset(steps=60, batch_size=4, crop=256, lr=1e-2), progress=False,
                          checkpoint=tmp_path / "ae.pt")
     assert hist.smoothed(10) < 0.6 * hist.loss[0]
-    model, _ = load_wavenet(tmp_path / "ae.pt")
+    model = load_wavenet(tmp_path / "ae.pt")
     assert isinstance(model, WaveNetAutoencoder) and model.config == ae.config
 
 
 @pytest.mark.parametrize("name", ["pitch", "autoencoder"])
 def test_shipped_checkpoint_matches_its_data_card(name):
-    from course_lib.models.wavenet import PRETRAINED, load_pretrained
+    from course_lib.models.wavenet import load_pretrained
     from course_lib.train.wavenet import LESSON_DATA, synthetic_note_data, wavenet_crop_loss
 
-    pre = load_pretrained(name)
-    if pre is None:
-        pytest.skip(f"asset {PRETRAINED[name]} not installed")
-    model, card = pre
+    model = load_pretrained(name)
+    card = model.card
     assert card["steps"] == card["train"]["steps"] and card["rebuild"].startswith("python -m course_lib.train.wavenet ")
     data = synthetic_note_data(**LESSON_DATA)
     # the data card's recipe rebuilds the exact data (fails when the note generator changed: rebuild the asset)
@@ -317,14 +316,12 @@ def test_median_f0_and_pluck_prime():
     assert s["within_tolerance"] == 1 and s["median_abs_cents_error"] == 51.3 and s["per_note"][1]["measured_hz"] is None
 
 
-def _shipped_or_skip(name: str):
-    """(model, data card) of a shipped Lesson 03 checkpoint; skips the test when the asset is not installed."""
-    from course_lib.models.wavenet import PRETRAINED, load_pretrained
+def _shipped(name: str):
+    """(model, data card) of a shipped Lesson 03 checkpoint."""
+    from course_lib.models.wavenet import load_pretrained
 
-    pre = load_pretrained(name)
-    if pre is None:
-        pytest.skip(f"asset {PRETRAINED[name]} not installed")
-    return pre
+    model = load_pretrained(name)
+    return model, model.card
 
 
 MIN_SHIPPED_PITCH_HITS = 5
@@ -334,7 +331,7 @@ MIN_SHIPPED_PITCH_HITS = 5
 def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
     from course_lib.models.wavenet_eval import CARD_PITCHES, card_pitch_check
 
-    model, card = _shipped_or_skip("pitch")
+    model, card = _shipped("pitch")
     assert "pitch_check" in card, "run python -m course_lib.models.wavenet_eval on the checkpoint to fill its card"
     result = card_pitch_check(model)  # 8 notes of 0.5 s, one batch, pYIN
     assert [n["midi"] for n in result["per_note"]] == list(CARD_PITCHES)
@@ -353,7 +350,7 @@ def test_shipped_pitch_wavenet_plays_the_pitches_its_card_reports():
 def test_shipped_autoencoder_keeps_the_pitch_of_the_notes_it_reconstructs():
     from course_lib.models.wavenet_eval import card_reconstruction_check
 
-    model, card = _shipped_or_skip("autoencoder")
+    model, card = _shipped("autoencoder")
     assert "reconstruction_check" in card, "run python -m course_lib.models.wavenet_eval on the checkpoint"
     result = card_reconstruction_check(model)  # 8 training notes of 0.5 s, encoded and decoded
     stored = card["reconstruction_check"]

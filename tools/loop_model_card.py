@@ -69,7 +69,7 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None, idle_step_
     from course_lib.metrics.evaluate import ReferenceSet
     from course_lib.models.classifiers import load_loop_classifier
     from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET
-    from course_lib.models.stylegan2 import load_generator
+    from course_lib.models.stylegan2 import load_stylegan2
     from grading.calibrate import through_grading_vocoder
     from grading.reference import REFERENCE_FILE
 
@@ -79,7 +79,7 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None, idle_step_
     clf = load_loop_classifier(device="cpu")
     reference = ReferenceSet.load(REFERENCE_FILE)
     final = run / "generator.pt"
-    G, spec = load_generator(final)
+    G = load_stylegan2(final)
     meta = dict(getattr(G, "meta", {}))
     t0 = time.perf_counter()
     fake = generate_loops(final, n, seed=seed, vocoder=vocoder)
@@ -92,7 +92,7 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None, idle_step_
              "this generator + vocoder": score(fake, reference, clf)}
     curve = []
     for path in exported_generators(run) + [final]:
-        g, _ = load_generator(path)
+        g = load_stylegan2(path)
         m = dict(getattr(g, "meta", {}))
         s = table["this generator + vocoder"] if path == final else \
             score(generate_loops(path, n, seed=seed, vocoder=vocoder), reference, clf)

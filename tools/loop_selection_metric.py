@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     metric = SelectionMetric()
     print("real valid+test:", {k: round(v, 3) for k, v in metric.score_real_held_out().items()})
     for path in args.generators:
-        g, spec = sg.load_generator(path)
+        g = sg.load_stylegan2(path)
+        spec = g.spec
         for psi in args.psi:
             mels = sg.generate_mels(g, spec, args.n, seed=args.seed, truncation_psi=psi)
             s = metric.score(mels, sg.balanced_labels(args.n, g.n_classes))

@@ -70,7 +70,7 @@ def build_card(path: PathLike, command: str | None = None) -> dict:
     """Measure the checkpoint at ``path`` and return its card (JSON-able)."""
     path = Path(path)
     ckpt = load_checkpoint(path)
-    model, _ = load_ddsp(path)
+    model = load_ddsp(path)
     held = heldout_notes()
     recon = model.reconstruct(held.audio, note_features(held, model.config.hop), seed=0)
     metrics = reconstruction_metrics(held.audio, recon, held.sr)

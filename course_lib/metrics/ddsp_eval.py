@@ -89,13 +89,11 @@ def markdown_table(rows: Sequence[dict]) -> str:
 
 
 def wavenet_reconstruction(notes: torch.Tensor, pitches: Sequence[int], seed: int = 0,
-                           progress: bool = False) -> tuple[torch.Tensor, float | None] | None:
+                           progress: bool = False) -> tuple[torch.Tensor, float | None]:
     """Lesson 03's shipped WaveNet autoencoder on ``notes (N, samples)`` (pitch-conditioned decoding, temperature 1)
-    -> (audio, its training minutes from the card), or None when the checkpoint is not installed."""
-    pre = wn.load_pretrained("autoencoder")
-    if pre is None:
-        return None
-    model, card = pre
+    -> (audio, its training minutes from the card)."""
+    model = wn.load_pretrained("autoencoder")
+    card = model.card
     with torch.no_grad():
         z = model.encode(notes.to(model.device))
         audio = model.decode(z, pitch=torch.as_tensor(list(pitches)), n_samples=notes.shape[-1], temperature=1.0,
@@ -149,16 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("Griffin-Lim from the true magnitude (64 it.)", lambda k, n: oracle_griffin_lim(n.audio), 0.0,
         "no model: the phase-reconstruction floor of the spectral autoencoder")
     shipped = load_pretrained()
-    if shipped is not None:
-        model, card = shipped
-        minutes = card.get("train_wall_seconds")
-        add("DDSP, shipped (full preset)", lambda k, n: model.reconstruct(n.audio, feats[k], seed=0),
-            minutes / 60.0 if minutes else None, f"course_lib/assets/ddsp_organ.pt, {card.get('steps')} steps")
+    minutes = shipped.card.get("train_wall_seconds")
+    add("DDSP, shipped (full preset)", lambda k, n: shipped.reconstruct(n.audio, feats[k], seed=0),
+        minutes / 60.0 if minutes else None, f"course_lib/assets/ddsp_organ.pt, {shipped.card.get('steps')} steps")
     if not args.skip_wavenet:
         decoded = {k: wavenet_reconstruction(n.audio, n.pitch.tolist(), progress=True) for k, n in sets.items()}
-        if all(v is not None for v in decoded.values()):
-            add("WaveNet autoencoder (Lesson 03, shipped)", lambda k, n: decoded[k][0], decoded["heldout_pitches"][1],
-                "course_lib/assets/wavenet_ae_lecture.pt, pitch-conditioned decoding at temperature 1")
+        add("WaveNet autoencoder (Lesson 03, shipped)", lambda k, n: decoded[k][0], decoded["heldout_pitches"][1],
+            "course_lib/assets/wavenet_ae_lecture.pt, pitch-conditioned decoding at temperature 1")
     result = {"note_sets": {k: {"what": NOTE_SETS[k], **sets[k].description} for k in sets}, "threads": threads,
               "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
               "command": "python -m course_lib.metrics.ddsp_eval " + " ".join(argv if argv is not None else []),

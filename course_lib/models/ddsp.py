@@ -36,7 +36,8 @@ from torch import nn
 from course_lib import DEFAULT_SR
 from course_lib.audio import resample
 from course_lib.models.ddsp_features import Features, extract_features, frame_count
-from course_lib.runtime.checkpoint import load_checkpoint
+from course_lib.runtime.checkpoint import checkpoint_meta, load_checkpoint
+from course_lib.runtime.model_card import read_model_card
 from course_lib.spectral import MULTISCALE_FFT_SIZES, multiscale_spectral_distance
 from course_lib.synth.additive import harmonic_synth
 from course_lib.synth.filters import filtered_noise
@@ -264,21 +265,6 @@ def model_config_dict(model: DDSP) -> dict:
     return {"kind": "ddsp", **model.config.to_dict()}
 
 
-def load_ddsp(path: PathLike, device: Device = None) -> tuple[DDSP, dict]:
-    """Load a DDSP checkpoint -> (model in eval mode, the checkpoint dict).
-
-    Raises FileNotFoundError for a missing file (naming :data:`REBUILD_COMMAND`), ValueError if it holds no DDSP config.
-    """
-    ckpt = load_checkpoint(path, rebuild=REBUILD_COMMAND)
-    cfg = ckpt.get("config", {}).get("model")
-    if not isinstance(cfg, dict) or cfg.get("kind") != "ddsp":
-        raise ValueError(f"{path}: checkpoint has no config['model'] describing a DDSP model")
-    model = build_ddsp(cfg, device=device)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, ckpt
-
-
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 PRETRAINED = "ddsp_organ.pt"
 
@@ -288,17 +274,27 @@ def pretrained_path() -> Path:
     return ASSETS / PRETRAINED
 
 
-def load_pretrained(device: Device = None) -> tuple[DDSP, dict] | None:
-    """The shipped DDSP (organ of the mini-NSynth) -> (model, data card dict), or None when not installed."""
-    import json
+def load_ddsp(path: PathLike | None = None, device: Device = None) -> DDSP:
+    """Load a DDSP checkpoint (default: the shipped organ, :func:`pretrained_path`).
 
-    path = pretrained_path()
-    if not path.is_file():
-        return None
-    model, _ = load_ddsp(path, device=device)
-    card_path = path.with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    return model, card
+    Returns the model in eval mode with ``.meta`` (the checkpoint's config, step, history and extra: everything
+    but the weights) and ``.card`` (the data card ``.json`` beside the file, ``{}`` if none). Raises
+    FileNotFoundError for a missing file (naming :data:`REBUILD_COMMAND`), ValueError if it holds no DDSP config.
+    """
+    path = Path(path) if path is not None else pretrained_path()
+    ckpt = load_checkpoint(path, rebuild=REBUILD_COMMAND)
+    cfg = ckpt.get("config", {}).get("model")
+    if not isinstance(cfg, dict) or cfg.get("kind") != "ddsp":
+        raise ValueError(f"{path}: checkpoint has no config['model'] describing a DDSP model")
+    model = build_ddsp(cfg, device=device)
+    model.load_state_dict(ckpt["model"])
+    model.meta, model.card = checkpoint_meta(ckpt), read_model_card(path)
+    return model.eval()
+
+
+def load_pretrained(device: Device = None) -> DDSP:
+    """The shipped DDSP (organ of the mini-NSynth), with its data card as ``.card``: ``load_ddsp(None, device)``."""
+    return load_ddsp(None, device=device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +356,7 @@ def resynthesize(audio: torch.Tensor, sr: int, checkpoint: PathLike | DDSP | Non
         model = checkpoint
     else:
         path = pretrained_path() if checkpoint is None else Path(checkpoint)
-        model, _ = load_ddsp(path, device=device)
+        model = load_ddsp(path, device=device)
     if device is not None:
         model = model.to(device)
     cfg = model.config

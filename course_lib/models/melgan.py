@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence, Union
@@ -32,12 +33,14 @@ PathLike = Union[str, Path]
 Device = Union[str, torch.device, None]
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VOCODER_ASSET = ASSETS / "melgan_loops.pt"
+REBUILD_COMMAND = "python -m course_lib.train melgan --preset lecture --out build/runs/melgan"
+"""The command that trains the shipped MelGAN (its card, ``assets/melgan_loops.md``, names the exact run)."""
 STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((256, 64, 256), (512, 128, 512), (1024, 256, 1024))
 
 __all__ = [
     "MelGANConfig", "ResidualStack", "MelGANGenerator", "ScaleDiscriminator", "MultiScaleDiscriminator",
     "d_hinge_loss", "g_hinge_loss", "feature_matching_loss", "stft_magnitude", "multi_resolution_stft_loss",
-    "griffin_lim_vocoder", "save_vocoder", "load_vocoder",
+    "griffin_lim_vocoder", "save_vocoder", "load_melgan", "load_vocoder",
 ]
 
 
@@ -263,15 +266,29 @@ def save_vocoder(vocoder: MelGANGenerator, path: PathLike, mel: MelConfig = MelC
                         "state_dict": {k: v.cpu() for k, v in vocoder.state_dict().items()}, "meta": meta or {}}, path)
 
 
-def load_vocoder(path: PathLike | None = None, device: Device = None) -> tuple[MelGANGenerator, MelConfig]:
-    """Load a vocoder saved by :func:`save_vocoder` (default: the shipped ``assets/melgan_loops.pt``)."""
+def load_melgan(path: PathLike | None = None, device: Device = None) -> MelGANGenerator:
+    """Load a vocoder saved by :func:`save_vocoder` (default: the shipped ``assets/melgan_loops.pt``).
+
+    Returns the generator in eval mode with its settings as attributes: ``.mel`` (the :class:`MelConfig` of the
+    mels it inverts) and ``.meta`` (how it was trained). A missing file raises ``FileNotFoundError`` naming the
+    command that makes it.
+    """
     path = Path(path) if path is not None else VOCODER_ASSET
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no MelGAN checkpoint there (train one with `python -m course_lib.train melgan`)")
+        raise FileNotFoundError(f"{path}: no MelGAN checkpoint there (train one with `{REBUILD_COMMAND}`)")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob.get("kind") != "melgan_generator":
         raise ValueError(f"{path}: not a MelGAN checkpoint (kind={blob.get('kind')!r})")
     g = MelGANGenerator(MelGANConfig(**blob["config"]))
     g.load_state_dict(blob["state_dict"])
     g.meta = blob.get("meta", {})
-    return g.to(device or "cpu").eval(), MelConfig(**blob["mel"])
+    g.mel = MelConfig(**blob["mel"])
+    return g.to(device or "cpu").eval()
+
+
+def load_vocoder(path: PathLike | None = None, device: Device = None) -> tuple[MelGANGenerator, MelConfig]:
+    """Deprecated older form of :func:`load_melgan`: ``(vocoder, mel)``. Kept for one term; it warns."""
+    warnings.warn("course_lib.models.melgan.load_vocoder is deprecated: use load_melgan, which returns the vocoder "
+                  "with its mel settings as .mel", DeprecationWarning, stacklevel=2)
+    g = load_melgan(path, device)
+    return g, g.mel

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence, Union
@@ -46,6 +47,8 @@ PathLike = Union[str, Path]
 Device = Union[str, torch.device, None]
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 GENERATOR_ASSET = ASSETS / "stylegan2_loops.pt"
+REBUILD_COMMAND = "python -m course_lib.train stylegan2 --preset lecture --out build/runs/sg_lecture --set threads=1"
+"""The command that trains the shipped generator (its card, ``assets/stylegan2_loops.md``, names the exact run)."""
 NOISE_MODES = ("random", "const", "none")
 
 __all__ = [
@@ -53,7 +56,7 @@ __all__ = [
     "ModulatedConv2d", "NoiseInjection", "ConstantInput", "StyledConv", "ToMel", "Generator", "DBlock",
     "minibatch_stddev", "Discriminator", "truncate", "mix_styles", "d_logistic_loss", "g_nonsaturating_loss",
     "g_saturating_loss", "r1_penalty", "path_length_penalty", "ema_update", "ema_beta", "sample_diversity",
-    "make_ema", "generate_mels", "generate_audio", "export_loops", "save_generator", "load_generator",
+    "make_ema", "generate_mels", "generate_audio", "export_loops", "save_generator", "load_stylegan2", "load_generator",
     "AUGMENTATIONS", "augment_loop_images", "check_labels", "balanced_labels",
 ]
 
@@ -813,16 +816,29 @@ def save_generator(generator: Generator, spec: MelImageSpec, path: PathLike, met
                        path)
 
 
-def load_generator(path: PathLike | None = None, device: Device = None) -> tuple[Generator, MelImageSpec]:
-    """Load a generator saved by :func:`save_generator` (default: the shipped ``assets/stylegan2_loops.pt``)."""
+def load_stylegan2(path: PathLike | None = None, device: Device = None) -> Generator:
+    """Load a generator saved by :func:`save_generator` (default: the shipped ``assets/stylegan2_loops.pt``).
+
+    Returns the generator in eval mode with its settings as attributes: ``.spec`` (the
+    :class:`MelImageSpec` its images use) and ``.meta`` (how it was trained). A missing file raises
+    ``FileNotFoundError`` naming the command that makes it.
+    """
     path = Path(path) if path is not None else GENERATOR_ASSET
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no StyleGAN2 generator checkpoint there "
-                                "(train one with `python -m course_lib.train stylegan2`)")
+        raise FileNotFoundError(f"{path}: no StyleGAN2 generator checkpoint there (train one with `{REBUILD_COMMAND}`)")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob.get("kind") != "stylegan2_generator":
         raise ValueError(f"{path}: not a StyleGAN2 generator checkpoint (kind={blob.get('kind')!r})")
     g = Generator(StyleGAN2Config(**blob["config"]))
     g.load_state_dict(blob["state_dict"])
     g.meta = blob.get("meta", {})
-    return g.to(device or "cpu").eval(), MelImageSpec.from_dict(blob["spec"])
+    g.spec = MelImageSpec.from_dict(blob["spec"])
+    return g.to(device or "cpu").eval()
+
+
+def load_generator(path: PathLike | None = None, device: Device = None) -> tuple[Generator, MelImageSpec]:
+    """Deprecated older form of :func:`load_stylegan2`: ``(generator, spec)``. Kept for one term; it warns."""
+    warnings.warn("course_lib.models.stylegan2.load_generator is deprecated: use load_stylegan2, which returns the "
+                  "generator with its spec as .spec", DeprecationWarning, stacklevel=2)
+    g = load_stylegan2(path, device)
+    return g, g.spec

@@ -18,7 +18,7 @@ import torch
 from course_lib.data.config import COURSE_MEL
 from course_lib.data.datasets import LoopDataset
 from course_lib.models.istft_vocoder import load_istft_vocoder
-from course_lib.models.melgan import griffin_lim_vocoder, load_vocoder
+from course_lib.models.melgan import griffin_lim_vocoder, load_melgan
 from course_lib.spectral import MelConfig, log_mel
 
 PathLike = Union[str, Path]
@@ -61,7 +61,7 @@ def vocoder_functions(which: Sequence[str] = VOCODERS, periodic: bool = True, n_
                 return griffin_lim_vocoder(padded, n_iter=n_iter, periodic=False, length=m.shape[-1] * MelConfig().hop).cpu()
             out[name] = gl
         elif name == "melgan":
-            mg, _ = load_vocoder(melgan_path, device=device)
+            mg = load_melgan(melgan_path, device=device)
 
             def f(m: torch.Tensor, mg=mg) -> torch.Tensor:
                 with torch.no_grad():

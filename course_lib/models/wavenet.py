@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.audio import mu_law_decode, mu_law_encode
-from course_lib.runtime.checkpoint import load_checkpoint
+from course_lib.runtime.checkpoint import checkpoint_meta, load_checkpoint
+from course_lib.runtime.model_card import read_model_card
 from course_lib.synth import kernels
 
 Device = Union[str, torch.device, None]
@@ -844,40 +845,38 @@ def model_config_dict(model: nn.Module) -> dict:
     raise ValueError(f"not a WaveNet model: {type(model).__name__}")
 
 
-def load_wavenet(path: PathLike, device: Device = None) -> tuple[nn.Module, dict]:
-    """Load a model saved by the training loop -> (model in eval mode, the checkpoint dict).
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+PRETRAINED: dict[str, str] = {"pitch": "wavenet_lecture_pitch.pt", "autoencoder": "wavenet_ae_lecture.pt"}
+REBUILD_COMMAND = "python -m course_lib.train.wavenet --model wavenet --pitch --preset lecture --out PATH"
+"""How a WaveNet checkpoint is made (each shipped card, ``assets/wavenet_*.json``, names its exact command)."""
 
-    Raises FileNotFoundError if ``path`` does not exist, ValueError if it holds no WaveNet config.
+
+def load_wavenet(path: PathLike | None = None, device: Device = None) -> nn.Module:
+    """Load a model saved by the training loop (default: the shipped pitch-conditioned WaveNet).
+
+    Returns the :class:`WaveNet` or :class:`WaveNetAutoencoder` in eval mode with ``.meta`` (the checkpoint's
+    config, step, history and extra: everything but the weights) and ``.card`` (the data card ``.json`` beside the
+    file, ``{}`` if none). Raises FileNotFoundError naming the command that makes it if ``path`` does not exist,
+    ValueError if it holds no WaveNet config.
     """
-    ckpt = load_checkpoint(path)
+    path = Path(path) if path is not None else ASSETS / PRETRAINED["pitch"]
+    card = read_model_card(path)
+    ckpt = load_checkpoint(path, rebuild=card.get("rebuild", REBUILD_COMMAND))
     cfg = ckpt.get("config", {}).get("model")
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: checkpoint has no config['model'] describing a WaveNet")
     model = build_model(cfg, device=device)
     model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, ckpt
+    model.meta, model.card = checkpoint_meta(ckpt), card
+    return model.eval()
 
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-PRETRAINED: dict[str, str] = {"pitch": "wavenet_lecture_pitch.pt", "autoencoder": "wavenet_ae_lecture.pt"}
-
-
-def load_pretrained(name: str, device: Device = None) -> tuple[nn.Module, dict] | None:
-    """The shipped checkpoint ``name`` (``"pitch"``: pitch-conditioned lecture WaveNet, ``"autoencoder"``)
-    -> (model, data card dict), or None when the asset is not installed. See ``course_lib/assets/*.json``.
-    """
+def load_pretrained(name: str, device: Device = None) -> nn.Module:
+    """The shipped checkpoint ``name`` (``"pitch"``: pitch-conditioned lecture WaveNet, ``"autoencoder"``): the
+    model, with its data card (``course_lib/assets/*.json``) as ``.card``. See :func:`load_wavenet`."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained WaveNet {name!r}; choose from {sorted(PRETRAINED)}")
-    path = ASSETS / PRETRAINED[name]
-    if not path.is_file():
-        return None
-    import json
-
-    model, _ = load_wavenet(path, device=device)
-    card_path = path.with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    return model, card
+    return load_wavenet(ASSETS / PRETRAINED[name], device=device)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -148,7 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import json
     from pathlib import Path
 
-
     ap = argparse.ArgumentParser(description="Pitch check of a pitch-conditioned WaveNet, or reconstruction check of "
                                              "an autoencoder (updates the checkpoint's .json card).")
     ap.add_argument("checkpoint")
@@ -158,9 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    model, _ = load_wavenet(args.checkpoint)
-    card_path = Path(args.checkpoint).with_suffix(".json")
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    model = load_wavenet(args.checkpoint)
+    card, card_path = dict(model.card), Path(args.checkpoint).with_suffix(".json")
     if isinstance(model, WaveNetAutoencoder):
         result = card_reconstruction_check(model)
         card["reconstruction_check"] = result

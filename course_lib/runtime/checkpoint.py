@@ -84,3 +84,9 @@ def load_checkpoint(path: PathLike, model: nn.Module | None = None, optimizer: t
             raise ValueError(f"{path}: checkpoint holds no optimizer state to resume from")
         optimizer.load_state_dict(ckpt["optimizer"])
     return ckpt
+
+
+def checkpoint_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Everything of a loaded checkpoint but its tensors (``model``, ``optimizer``): config, step, history, extra.
+    What a loader attaches to the model as ``.meta``."""
+    return {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}

@@ -34,3 +34,9 @@ def write_model_card(checkpoint: PathLike, card: dict, markdown: Callable[[dict,
     json_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(markdown(card, limitations), encoding="utf-8")
     return json_path, md_path
+
+
+def read_model_card(checkpoint: PathLike) -> dict:
+    """The ``<checkpoint stem>.json`` card beside ``checkpoint`` as a dict; ``{}`` when there is none."""
+    json_path = Path(checkpoint).with_suffix(".json")
+    return json.loads(json_path.read_text(encoding="utf-8")) if json_path.is_file() else {}
