@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_lib.models import stylegan2 as sg
+from course_lib.models.layers import minibatch_stddev
 from course_lib.spectral import MelConfig, log_mel
 
 TINY_MEL = MelConfig(n_mels=16)
@@ -146,10 +147,10 @@ def test_nonsquare_shapes_and_mel_image_round_trip():
 def test_minibatch_stddev_measures_spread_within_groups():
     x = torch.zeros(4, 2, 3, 3)
     x[2:] = 2.0  # groups are (0, 2) and (1, 3): spread 1 each
-    y = sg.minibatch_stddev(x, group_size=2)
+    y = minibatch_stddev(x, group_size=2, strict=True)
     assert y.shape == (4, 3, 3, 3)
     torch.testing.assert_close(y[:, 2], torch.ones(4, 3, 3), atol=1e-3, rtol=0)
-    assert float(sg.minibatch_stddev(torch.ones(4, 2, 3, 3), 4)[:, 2].max()) < 1e-3
+    assert float(minibatch_stddev(torch.ones(4, 2, 3, 3), 4, strict=True)[:, 2].max()) < 1e-3
 
 
 def test_fast_training_produces_finite_audio_of_the_exact_loop_length(tmp_path):
@@ -251,8 +252,8 @@ def test_projection_discriminator_adds_the_class_embedding_term():
         d.class_embed.zero_()
         base = d(x, labels=torch.tensor([1, 1]))
         d.class_embed[1] = 1.0  # projection term = sum(h) / sqrt(dim)
-        h = d.fc(torch.nn.functional.leaky_relu(d.conv(sg.minibatch_stddev(d.blocks(
-            torch.nn.functional.leaky_relu(d.from_mel(x), 0.2) * math.sqrt(2.0)), 2)), 0.2).flatten(1) * math.sqrt(2.0))
+        h = d.fc(torch.nn.functional.leaky_relu(d.conv(minibatch_stddev(d.blocks(
+            torch.nn.functional.leaky_relu(d.from_mel(x), 0.2) * math.sqrt(2.0)), 2, strict=True)), 0.2).flatten(1) * math.sqrt(2.0))
         expected = base + h.sum(1) / math.sqrt(h.shape[1])
         torch.testing.assert_close(d(x, labels=torch.tensor([1, 1])), expected, rtol=1e-4, atol=1e-4)
     assert float((l0 - l1).abs().max()) > 1e-4

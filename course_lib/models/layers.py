@@ -4,7 +4,8 @@
   ``gain / sqrt(fan_in)`` (:class:`EqualizedLinear`, :class:`EqualizedConv2d`), so Adam takes equal-sized
   steps in every layer.
 * :func:`pixel_norm`: each pixel's feature vector to unit RMS over channels.
-* :func:`minibatch_stddev`: one extra feature map, the spread of features across a group of samples.
+* :func:`minibatch_stddev`: one extra feature map, the spread of features across a group of samples
+  (GANSynth's group rule, or StyleGAN2's with ``strict=True``).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from course_lib import DEFAULT_SR
 from course_lib.audio import save
-from course_lib.models.layers import EqualizedLinear
+from course_lib.models.layers import EqualizedLinear, minibatch_stddev
 from course_lib.models.melgan import griffin_lim_vocoder
 from course_lib.runtime.checkpoint import atomic_save
 from course_lib.spectral import MelConfig
@@ -54,7 +54,7 @@ NOISE_MODES = ("random", "const", "none")
 __all__ = [
     "MelImageSpec", "StyleGAN2Config", "EqualConv2d", "MappingNetwork", "modulated_conv2d",
     "ModulatedConv2d", "NoiseInjection", "ConstantInput", "StyledConv", "ToMel", "Generator", "DBlock",
-    "minibatch_stddev", "Discriminator", "truncate", "mix_styles", "d_logistic_loss", "g_nonsaturating_loss",
+    "Discriminator", "truncate", "mix_styles", "d_logistic_loss", "g_nonsaturating_loss",
     "g_saturating_loss", "r1_penalty", "path_length_penalty", "ema_update", "ema_beta", "sample_diversity",
     "make_ema", "generate_mels", "generate_audio", "export_loops", "save_generator", "load_stylegan2", "load_generator",
     "AUGMENTATIONS", "augment_loop_images", "check_labels", "balanced_labels",
@@ -545,21 +545,6 @@ class DBlock(nn.Module):
         return (y + F.avg_pool2d(self.skip(x), 2)) / math.sqrt(2.0)
 
 
-def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
-    """Append one channel: the std of features across groups of ``group_size`` samples (anti mode collapse).
-
-    ``(batch, C, H, W)`` -> ``(batch, C + 1, H, W)``; the group is ``min(group_size, batch)`` and must divide batch.
-    """
-    b, c, h, w = x.shape
-    g = min(group_size, b)
-    if b % g:
-        raise ValueError(f"batch {b} is not divisible by the minibatch-stddev group size {g}")
-    y = x.reshape(g, b // g, c, h, w)
-    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (b // g,)
-    y = y.reshape(1, b // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(b, 1, h, w)
-    return torch.cat([x, y], dim=1)
-
-
 class Discriminator(nn.Module):
     """StyleGAN2 residual discriminator: image ``(batch, 1, height, width)`` -> logit ``(batch,)``.
 
@@ -590,7 +575,7 @@ class Discriminator(nn.Module):
         x = F.leaky_relu(self.from_mel(image), 0.2) * math.sqrt(2.0)
         x = self.blocks(x)
         if self.config.mbstd_group > 0:
-            x = minibatch_stddev(x, self.config.mbstd_group)
+            x = minibatch_stddev(x, self.config.mbstd_group, strict=True)
         x = F.leaky_relu(self.conv(x), 0.2) * math.sqrt(2.0)
         h = self.fc(x.flatten(1))
         logit = self.out(h).squeeze(1)
