@@ -224,6 +224,58 @@ def test_harmonic_energy_is_high_at_the_notes_pitch_and_low_elsewhere():
         harmonic_energy_db(noise, [57, 60], spec)
 
 
+def test_harmonic_loss_is_low_at_the_notes_pitch_high_elsewhere_and_its_gradient_points_to_the_harmonics():
+    from course_lib.train.gansynth_losses import harmonic_loss
+
+    cfg = get_preset("lecture").model_config("if", high_res=True)  # 256 rows of 31.25 Hz
+    spec = cfg.spec_config
+    tone = sawtooth(torch.tensor([midi_to_hz(57)]), 0.5, SR) * 0.5  # 220 Hz, all harmonics
+    raw = audio_to_image(tone, spec)
+    norm = ImageNormalizer.fit(raw, spec)
+    image = norm.normalize(raw).expand(2, -1, -1, -1)
+    right, wrong = torch.tensor([57 - cfg.pitch_min]), torch.tensor([54 - cfg.pitch_min])  # 54: 185 Hz
+    at_pitch, st_at = harmonic_loss(image[:1], right, cfg, norm, target_db=10.0)
+    off_pitch, st_off = harmonic_loss(image[:1], wrong, cfg, norm, target_db=10.0)
+    assert st_at["g_harm_db"] > 10.0 and st_off["g_harm_db"] < 0.0, (st_at, st_off)  # dB over a pitch-blind spectrum
+    assert float(at_pitch) == 0.0 and float(off_pitch) > 1.0  # the hinge: no cost once at the target
+    # the same holds on a coarser stage image (rows = pairs of bins, 62.5 Hz)
+    coarse = resize_real(image[:1], cfg, cfg.n_stages - 2)
+    assert harmonic_loss(coarse, right, cfg, norm)[1]["g_harm_db"] > harmonic_loss(coarse, wrong, cfg, norm)[1]["g_harm_db"] + 10
+    # its gradient is finite and non-zero, and a step down it moves power onto the wrong pitch's harmonics
+    x = image[:1].clone().requires_grad_(True)
+    loss, _ = harmonic_loss(x, wrong, cfg, norm)
+    (grad,) = torch.autograd.grad(loss, x)
+    assert bool(torch.isfinite(grad).all()) and float(grad[:, 0].abs().sum()) > 0 and float(grad[:, 1].abs().sum()) == 0
+    stepped = (x - 0.05 * grad / grad.abs().max()).detach()
+    assert harmonic_loss(stepped, wrong, cfg, norm)[1]["g_harm_db"] > st_off["g_harm_db"] + 1.0
+    # rows too coarse for a low note's harmonics: left out (MIDI 24, 32.7 Hz, 31.25 Hz rows)
+    low, st_low = harmonic_loss(image[:1], torch.tensor([0]), cfg, norm)
+    assert float(low) == 0.0 and st_low["g_harm_resolved"] == 0.0 and "g_harm_db" not in st_low
+    with pytest.raises(ValueError, match="do not group"):
+        harmonic_loss(image[:1], right, _tiny_cfg(), norm)
+    with pytest.raises(ValueError, match="mel bands"):
+        harmonic_loss(image[:1], right, _tiny_cfg(spec=SpecImageConfig("mel_if", SR, 64, 32).to_dict()), norm)
+
+
+def test_harmonic_weight_default_leaves_training_unchanged_and_a_weight_trains_toward_the_harmonics():
+    cfg = _tiny_cfg(n_stages=1, channels=(16,))  # 32 rows of 250 Hz: MIDI 72 and 79 are resolved
+    images, pitches, norm = _tiny_data(cfg)
+    runs = {}
+    for name, extra in (("default", {}), ("zero", {"harmonic_weight": 0.0}), ("on", {"harmonic_weight": 10.0})):
+        model = GANSynth(cfg, norm, seed=0)
+        trainer = GANSynthTrainer(model, images, pitches, TrainConfig(steps_per_stage=(6,), batch_size=8, seed=0, **extra))
+        runs[name] = (model, trainer.train(progress=False))
+    assert TrainConfig().harmonic_weight == 0.0
+    assert all("g_harm" not in h for h in runs["default"][1])  # nothing computed when off
+    for a, b in zip(runs["default"][0].generator.parameters(), runs["zero"][0].generator.parameters()):
+        assert torch.equal(a, b)
+    on = runs["on"][1]
+    assert all(math.isfinite(h["g_harm"]) and math.isfinite(h["g_loss"]) for h in on)
+    assert any(h["g_harm_resolved"] > 0 for h in on)
+    assert any(not torch.equal(a, b) for a, b in zip(runs["default"][0].generator.parameters(),
+                                                    runs["on"][0].generator.parameters()))
+
+
 def test_pitch_comb_channels_mark_the_harmonics_of_the_requested_pitch():
     from course_lib.models.gansynth import pitch_comb_channels, row_frequencies
 

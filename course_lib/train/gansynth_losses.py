@@ -4,6 +4,11 @@ WGAN-GP (as in GANSynth and PGGAN): ``D(fake) - D(real)`` plus a gradient penalt
 ``10 (||grad D(x_hat)|| - 1)^2`` on random interpolates and a drift term ``1e-3 D(real)^2``;
 ``loss="ns-r1"`` selects the non-saturating loss with an R1 penalty ``gamma / 2 ||grad D(real)||^2``.
 Either way the auxiliary pitch loss is added with weight ``aux_weight`` (:class:`GANSynthConfig`).
+
+:func:`harmonic_loss` (not in the paper; off unless ``TrainConfig.harmonic_weight > 0``) is a pitch loss for G
+that is no network: the share of the generated note's time-averaged power that sits on the harmonics of the
+requested pitch, read from the generator's own log-magnitude channel (the idea of
+:func:`course_lib.metrics.gansynth_card.harmonic_energy_db`, on the image and differentiable).
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.models.gansynth import Discriminator, GANSynthConfig
+from course_lib.models.gansynth import Discriminator, GANSynthConfig, row_frequencies
+from course_lib.models.gansynth_repr import ImageNormalizer
 
-__all__ = ["discriminator_loss", "generator_loss"]
+__all__ = ["discriminator_loss", "generator_loss", "harmonic_ratio_db", "harmonic_loss"]
 
 
 def _score_grad(d: Discriminator, x: torch.Tensor, stage: int, alpha: float,
@@ -59,10 +65,89 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
 
 
 def generator_loss(d: Discriminator, fake: torch.Tensor, pitch: torch.Tensor, cfg: GANSynthConfig,
-                   stage: int, alpha: float) -> tuple[torch.Tensor, dict]:
-    """G's loss on fakes ``(batch, 2, H, W)`` generated for pitch classes ``(batch,)``; returns ``(loss, stats)``."""
+                   stage: int, alpha: float, harmonic_weight: float = 0.0, normalizer: ImageNormalizer | None = None,
+                   harmonic_target_db: float = 10.0) -> tuple[torch.Tensor, dict]:
+    """G's loss on fakes ``(batch, 2, H, W)`` generated for pitch classes ``(batch,)``; returns ``(loss, stats)``.
+
+    With ``harmonic_weight > 0`` :func:`harmonic_loss` (target ``harmonic_target_db``; needs the model's
+    ``normalizer``) is added with that weight; with 0 (the default) nothing is computed for it.
+    """
     score, logits = d(fake, stage, alpha, pitch)
     adv = -score.mean() if cfg.loss == "wgan-gp" else F.softplus(-score).mean()
     aux = F.cross_entropy(logits, pitch)
     loss = adv + cfg.aux_weight * aux
-    return loss, {"g_loss": loss.item(), "g_adv": adv.item(), "g_aux": aux.item()}
+    stats: dict = {}
+    if harmonic_weight > 0:
+        if normalizer is None:
+            raise ValueError("harmonic_weight > 0 needs the model's normalizer")
+        harm, stats = harmonic_loss(fake, pitch, cfg, normalizer, harmonic_target_db)
+        loss = loss + harmonic_weight * harm
+    return loss, {"g_loss": loss.item(), "g_adv": adv.item(), "g_aux": aux.item()} | stats
+
+
+def harmonic_ratio_db(log_mag: torch.Tensor, f0: torch.Tensor, row_hz: torch.Tensor,
+                      row_width: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """How much of each note's power sits on the harmonics of ``f0``, in dB, differentiably.
+
+    Args:
+        log_mag: raw log-magnitude images ``(batch, rows, frames)`` (natural log of |X|, any resolution).
+        f0: requested fundamentals in Hz ``(batch,)``.
+        row_hz / row_width: centre frequency and width in Hz of every row ``(rows,)``.
+
+    The power ``exp(2 log_mag)`` is averaged over frames; rows whose centre lies within one row width of a
+    harmonic ``k f0`` (k >= 1) are "near" (the mask of ``gansynth_card.harmonic_energy_db``). Returns
+    ``(ratio_db, flat_db, resolved)``, each ``(batch,)``: ``10 log10(near power / other power)``; what a flat
+    spectrum scores, ``10 log10(near rows / other rows)``; and whether the rows resolve the harmonics at all
+    (width below ``f0 / 2`` and at least one row off the harmonics). Gradients flow into ``log_mag`` only.
+    """
+    if log_mag.ndim != 3 or log_mag.shape[1] != row_hz.shape[0]:
+        raise ValueError(f"log_mag must be (batch, {row_hz.shape[0]}, frames), got {tuple(log_mag.shape)}")
+    f0 = f0.reshape(-1, 1).to(log_mag.dtype)
+    if f0.shape[0] != log_mag.shape[0]:
+        raise ValueError(f"{f0.shape[0]} fundamentals for a batch of {log_mag.shape[0]} images")
+    fc = row_hz.to(log_mag.device, log_mag.dtype)[None, :]
+    fw = row_width.to(log_mag.device, log_mag.dtype)[None, :]
+    h = fc / f0
+    near = ((h - h.round()).abs() * f0 < fw) & (h.round() >= 1)
+    far = ~near
+    # power relative to each note's loudest row keeps exp() in range; the ratio is unchanged
+    lp = 2 * log_mag
+    power = torch.exp(lp - lp.amax(dim=(1, 2), keepdim=True).detach()).mean(-1)
+    tiny = torch.finfo(power.dtype).tiny
+    ratio = 10 * torch.log10((power * near).sum(1).clamp_min(tiny) / (power * far).sum(1).clamp_min(tiny))
+    n_near, n_far = near.sum(1), far.sum(1)
+    flat = 10 * torch.log10(n_near.clamp_min(1).to(power.dtype) / n_far.clamp_min(1).to(power.dtype))
+    resolved = (fw.amax() < f0[:, 0] / 2) & (n_far > 0) & (n_near > 0)
+    return ratio, flat, resolved
+
+
+def harmonic_loss(fake: torch.Tensor, pitch: torch.Tensor, cfg: GANSynthConfig, normalizer: ImageNormalizer,
+                  target_db: float = 10.0) -> tuple[torch.Tensor, dict]:
+    """A hinge on the harmonic excess of G's notes: ``mean relu(target_db - (ratio_db - flat_db)) / 10``.
+
+    ``fake``: normalised generated images ``(batch, 2, rows, frames)`` at any stage (rows are groups of the
+    full image's STFT bins); ``pitch``: their class indices ``(batch,)``. The excess ``ratio_db - flat_db`` of
+    :func:`harmonic_ratio_db` is 0 dB for a spectrum with no regard for the pitch; notes already ``target_db``
+    above that cost nothing, and notes whose rows cannot resolve their harmonics (low pitches at coarse
+    stages) are left out (mean over all notes, so they count as 0). Returns ``(loss, stats)`` with the mean
+    excess in dB of the resolved notes (``g_harm_db``, absent when none is) and the share of resolved notes.
+    """
+    spec = cfg.spec_config
+    if spec.kind == "mel_if":
+        raise ValueError("harmonic_loss needs STFT rows (kind 'if' or 'phase'), not mel bands")
+    rows = fake.shape[-2]
+    centre, width = row_frequencies(spec)
+    if centre.shape[0] % rows:
+        raise ValueError(f"{rows} image rows do not group the {centre.shape[0]} rows of the representation")
+    group = centre.shape[0] // rows
+    centre, width = centre.view(rows, group).mean(1), width.view(rows, group).sum(1)
+    log_mag = normalizer.denormalize(fake)[:, 0]
+    f0 = 440.0 * 2.0 ** ((pitch.to(fake.dtype) + cfg.pitch_min - 69) / 12)
+    ratio, flat, resolved = harmonic_ratio_db(log_mag, f0, centre, width)
+    excess = ratio - flat
+    loss = (F.relu(target_db - excess) * resolved.to(excess.dtype)).mean() / 10.0
+    n = int(resolved.sum())
+    stats = {"g_harm": loss.item(), "g_harm_resolved": n / max(1, fake.shape[0])}
+    if n:  # left out when no note is resolved (no NaN in the history)
+        stats["g_harm_db"] = float(excess.detach()[resolved].mean())
+    return loss, stats
