@@ -1,5 +1,6 @@
 """Figures and players for the lessons: waveform, spectrogram (linear / log / mel), IF image, clip and mel grids,
-a training-loss curve, and ``show`` / ``listen`` (a figure with its audio players).
+images of log-mels, a training-loss curve, and ``show`` / ``listen`` / ``compare`` (figures with their audio
+players).
 
 Every plotting helper takes ``ax=None`` (a new figure is made when it is ``None``) and returns
 ``(fig, ax)``, in the style of libfmp, so that a lesson can place plots side by side.
@@ -158,15 +159,16 @@ def training_history(loss: Sequence[float], ax=None, title: str = "training loss
     return fig, ax
 
 
-def show(x, sr: int, title: str, kind: str = "log", zoom_ms: float = 20.0, player: bool = True):
-    """A clip ``(samples,)`` (or the first of ``(batch, samples)``): its first ``zoom_ms`` ms as a waveform beside its
-    spectrogram, drawn now, then an audio player -> ``(fig, (waveform_ax, spectrogram_ax))``."""
+def show(x, sr: int, title: str, kind: str = "log", zoom_ms: float | None = 20.0, player: bool = True):
+    """A clip ``(samples,)`` (or the first of ``(batch, samples)``): its first ``zoom_ms`` ms (``None``: all of it) as
+    a waveform beside its spectrogram, drawn now, then an audio player -> ``(fig, (waveform_ax, spectrogram_ax))``."""
     from IPython.display import display
 
     x = torch.as_tensor(x).detach().cpu()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 2.6), gridspec_kw={"width_ratios": [1, 2]})
-    zoom = int(zoom_ms / 1000 * sr)
-    waveform(x[..., :zoom] if x.shape[-1] > zoom else x, sr, ax=a, title=f"{title} (first {zoom_ms:g} ms)")
+    zoom = x.shape[-1] if zoom_ms is None else int(zoom_ms / 1000 * sr)
+    waveform(x[..., :zoom] if x.shape[-1] > zoom else x, sr, ax=a,
+             title=title if zoom_ms is None else f"{title} (first {zoom_ms:g} ms)")
     spectrogram(x, sr, ax=b, kind=kind, title=title)
     plt.show()
     if player:
@@ -175,13 +177,70 @@ def show(x, sr: int, title: str, kind: str = "log", zoom_ms: float = 20.0, playe
 
 
 def listen(clips, sr: int, titles: Sequence[str] | None = None) -> None:
-    """An audio player for each clip of ``clips`` ``(batch, samples)`` (or a list of clips), each after its title."""
+    """An audio player for each clip of ``clips`` ``(batch, samples)`` (or any iterable of clips), each after its
+    title (``titles``: any iterable of strings)."""
     from IPython.display import display
 
     clips = list(clips)
+    titles = list(titles) if titles is not None else None  # any iterable (dict keys, a generator)
     if titles is not None and len(titles) != len(clips):
         raise ValueError(f"listen: {len(clips)} clips but {len(titles)} titles")
     for i, clip in enumerate(clips):
         if titles is not None:
             print(titles[i])
         display(play(torch.as_tensor(clip).detach().cpu(), sr))
+
+
+def _equal_length(clips, seconds: float | None, sr: int) -> torch.Tensor:
+    """Clips (a batch or a list of 1-D clips of any lengths) -> ``(n, samples)``, each cut or zero-padded to
+    ``seconds`` (``None``: the longest clip)."""
+    if isinstance(clips, torch.Tensor) and clips.ndim == 2 and seconds is None:
+        return clips.detach().cpu()
+    flat = [torch.as_tensor(c).detach().cpu().reshape(-1) for c in clips]
+    n = int(round(seconds * sr)) if seconds is not None else max(c.shape[-1] for c in flat)
+    return torch.stack([torch.nn.functional.pad(c[:n], (0, max(0, n - c.shape[-1]))) for c in flat])
+
+
+def compare(clips, sr: int, titles: Sequence[str] | None = None, ncols: int | None = None, kind: str = "mel",
+            seconds: float | None = None, players: bool = True, cell_size: tuple[float, float] = (3.0, 2.2)):
+    """Clips side by side: their spectrograms on one colour scale (:func:`clip_grid`), then a player under each
+    title -> ``(fig, axes)``.
+
+    ``clips``: ``(batch, samples)`` or a list of clips of any lengths (cut or zero-padded to ``seconds``, default the
+    longest). ``ncols`` defaults to one row. With ``players=False`` nothing is drawn yet: the caller may annotate
+    the axes first (``plt.show()`` then draws them).
+    """
+    from IPython.display import Markdown, display
+
+    batch = _equal_length(list(clips) if not isinstance(clips, torch.Tensor) else clips, seconds, sr)
+    titles = list(titles) if titles is not None else None
+    if titles is not None and len(titles) != batch.shape[0]:
+        raise ValueError(f"compare: {batch.shape[0]} clips but {len(titles)} titles")
+    fig, axes = clip_grid(batch, sr, ncols=ncols or batch.shape[0], kind=kind, titles=titles, cell_size=cell_size)
+    if players:
+        plt.show()
+        for i, clip in enumerate(batch):
+            display(Markdown(f"**{titles[i] if titles else i}**"), play(clip, sr))
+    return fig, axes
+
+
+def mel_images(mels, sr: int, hop: int, titles: Sequence[str] | None = None, ncols: int = 4,
+               vmin: float | None = None, vmax: float | None = None, cell_size: tuple[float, float] = (3.0, 2.2)):
+    """Log-mel images ``(batch, n_mels, frames)`` (a generator's output, not audio) in a grid on one colour scale,
+    time in seconds (``hop`` samples per frame at ``sr``) -> ``(fig, axes)``."""
+    mels = torch.as_tensor(mels).detach().cpu()
+    n = mels.shape[0]
+    lo = float(mels.min()) if vmin is None else vmin
+    hi = float(mels.max()) if vmax is None else vmax
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_size[0] * ncols, cell_size[1] * nrows), squeeze=False)
+    extent = (0, mels.shape[-1] * hop / sr, 0, mels.shape[-2])
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(mels[i].numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi, extent=extent)
+        ax.set_title(titles[i] if titles else "", fontsize=9)
+        ax.set(xlabel="time (s)", ylabel="mel band")
+    fig.tight_layout()
+    return fig, axes

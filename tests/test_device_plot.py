@@ -119,6 +119,10 @@ def test_listen_gives_one_player_per_clip_and_checks_titles(monkeypatch, capsys)
     assert [_wav_rate_and_samples(a) for a in shown] == [(8000, 800)] * 3 and capsys.readouterr().out.split() == ["a", "b", "c"]
     with pytest.raises(ValueError, match="2 titles"):
         plot.listen(torch.zeros(3, 800), 8000, titles=["a", "b"])
+    shown.clear()
+    clips = {"x": torch.full((400,), 0.1), "y": torch.full((400,), 0.2)}
+    plot.listen(clips.values(), 8000, clips.keys())  # dict views, as lessons pass them
+    assert len(shown) == 2 and capsys.readouterr().out.split() == ["x", "y"]
 
 
 def test_training_history_draws_the_loss_its_running_mean_and_a_reference():
@@ -137,4 +141,41 @@ def test_mel_grid_is_a_clip_grid_of_mel_spectrograms():
     fig, axes = plot.mel_grid(clips, SR, ncols=2, titles=["x", "y", "z"])
     assert axes.shape == (2, 2) and [ax.get_title() for ax in axes.flat[:3]] == ["x", "y", "z"]
     assert not axes.flat[3].axison  # the spare cell is blank
+    plt.close(fig)
+
+
+def test_show_with_no_zoom_draws_the_whole_clip(monkeypatch):
+    _captured_display(monkeypatch)
+    x = torch.full((SR // 4,), 0.1)
+    fig, (wave_ax, _) = plot.show(x, SR, "all", zoom_ms=None)
+    assert len(wave_ax.lines[0].get_xdata()) == SR // 4 and wave_ax.get_title() == "all"
+    plt.close(fig)
+
+
+def test_compare_pads_clips_to_one_length_and_gives_a_player_under_each_title(monkeypatch):
+    import IPython.display
+
+    shown = _captured_display(monkeypatch)
+    clips = [torch.full((800,), 0.1), torch.full((400,), 0.1)]  # different lengths: the short one is zero-padded
+    fig, axes = plot.compare(clips, 8000, ["long", "short"], kind="linear")
+    assert axes.shape == (1, 2) and [ax.get_title() for ax in axes.flat] == ["long", "short"]  # one row by default
+    players = [o for o in shown if isinstance(o, IPython.display.Audio)]
+    assert [_wav_rate_and_samples(a) for a in players] == [(8000, 800)] * 2
+    assert [o.data for o in shown if isinstance(o, IPython.display.Markdown)] == ["**long**", "**short**"]
+    shown.clear()
+    fig2, _ = plot.compare(torch.full((2, 1600), 0.1), 8000, kind="linear", seconds=0.1, players=False)  # cut: 800
+    assert shown == []  # nothing shown yet: the caller may annotate first
+    assert fig2.axes[0].images[0].get_array().shape == fig.axes[0].images[0].get_array().shape  # both 800 samples
+    with pytest.raises(ValueError, match="2 clips but 1 titles"):
+        plot.compare(clips, 8000, ["only one"])
+    plt.close("all")
+
+
+def test_mel_images_share_one_colour_scale_and_a_time_axis_in_seconds():
+    mels = torch.stack([torch.zeros(8, 10), torch.ones(8, 10)])
+    fig, axes = plot.mel_images(mels, sr=100, hop=10, titles=["0", "1"], ncols=3)
+    first, second = axes.flat[0].images[0], axes.flat[1].images[0]
+    assert first.get_clim() == second.get_clim() == (0.0, 1.0)
+    assert first.get_extent() == [0.0, 1.0, 0.0, 8.0]  # 10 frames of 10 samples at 100 Hz = 1 s
+    assert not axes.flat[2].axison
     plt.close(fig)
