@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.runtime.checkpoint import atomic_save
+from course_lib.runtime.checkpoint import atomic_save, load_plain_checkpoint
 from course_lib.spectral import MelConfig, mel_filterbank
 
 PathLike = Union[str, Path]
@@ -208,13 +208,7 @@ def load_istft_vocoder(path: PathLike | None = None, device: Device = None) -> I
 
     Returns the model in eval mode on ``device`` (default CPU), with ``config``, ``mel`` and ``meta`` attributes.
     """
-    path = Path(path) if path is not None else ISTFT_VOCODER_ASSET
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no iSTFT vocoder checkpoint there (rebuild it with `{REBUILD_COMMAND}`)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("kind") != KIND:
-        kind = blob.get("kind") if isinstance(blob, dict) else type(blob).__name__
-        raise ValueError(f"{path}: not an iSTFT vocoder checkpoint (kind={kind!r})")
+    blob = load_plain_checkpoint(path if path is not None else ISTFT_VOCODER_ASSET, KIND, "iSTFT vocoder", REBUILD_COMMAND)
     model = ISTFTVocoder(ISTFTVocoderConfig(**blob["config"]), MelConfig(**blob["mel"]))
     model.load_state_dict(blob["state_dict"])
     model.meta = dict(blob.get("meta", {}))

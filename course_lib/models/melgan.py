@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-from course_lib.runtime.checkpoint import atomic_save
+from course_lib.runtime.checkpoint import atomic_save, load_plain_checkpoint
 from course_lib.spectral import MelConfig, griffin_lim, mel_filterbank
 
 PathLike = Union[str, Path]
@@ -273,12 +273,7 @@ def load_melgan(path: PathLike | None = None, device: Device = None) -> MelGANGe
     mels it inverts) and ``.meta`` (how it was trained). A missing file raises ``FileNotFoundError`` naming the
     command that makes it.
     """
-    path = Path(path) if path is not None else VOCODER_ASSET
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no MelGAN checkpoint there (train one with `{REBUILD_COMMAND}`)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("kind") != "melgan_generator":
-        raise ValueError(f"{path}: not a MelGAN checkpoint (kind={blob.get('kind')!r})")
+    blob = load_plain_checkpoint(path if path is not None else VOCODER_ASSET, "melgan_generator", "MelGAN", REBUILD_COMMAND)
     g = MelGANGenerator(MelGANConfig(**blob["config"]))
     g.load_state_dict(blob["state_dict"])
     g.meta = blob.get("meta", {})

@@ -40,7 +40,7 @@ from course_lib import DEFAULT_SR
 from course_lib.audio import save
 from course_lib.models.layers import EqualizedLinear, minibatch_stddev
 from course_lib.models.melgan import griffin_lim_vocoder
-from course_lib.runtime.checkpoint import atomic_save
+from course_lib.runtime.checkpoint import atomic_save, load_plain_checkpoint
 from course_lib.spectral import MelConfig
 
 PathLike = Union[str, Path]
@@ -808,12 +808,7 @@ def load_stylegan2(path: PathLike | None = None, device: Device = None) -> Gener
     :class:`MelImageSpec` its images use) and ``.meta`` (how it was trained). A missing file raises
     ``FileNotFoundError`` naming the command that makes it.
     """
-    path = Path(path) if path is not None else GENERATOR_ASSET
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no StyleGAN2 generator checkpoint there (train one with `{REBUILD_COMMAND}`)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("kind") != "stylegan2_generator":
-        raise ValueError(f"{path}: not a StyleGAN2 generator checkpoint (kind={blob.get('kind')!r})")
+    blob = load_plain_checkpoint(path if path is not None else GENERATOR_ASSET, "stylegan2_generator", "StyleGAN2 generator", REBUILD_COMMAND)
     g = Generator(StyleGAN2Config(**blob["config"]))
     g.load_state_dict(blob["state_dict"])
     g.meta = blob.get("meta", {})

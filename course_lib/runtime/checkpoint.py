@@ -90,3 +90,17 @@ def checkpoint_meta(ckpt: dict[str, Any]) -> dict[str, Any]:
     """Everything of a loaded checkpoint but its tensors (``model``, ``optimizer``): config, step, history, extra.
     What a loader attaches to the model as ``.meta``."""
     return {k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}
+
+
+def load_plain_checkpoint(path: PathLike, kind: str, what: str, rebuild: str) -> dict[str, Any]:
+    """A checkpoint written as one plain dict with ``"kind": kind`` (StyleGAN2, MelGAN, the iSTFT vocoder), loaded
+    with ``weights_only=True``. A missing file raises ``FileNotFoundError`` naming ``rebuild``, another kind a
+    ``ValueError``; ``what`` names the model in both messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {what} checkpoint there (train one with `{rebuild}`)")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("kind") != kind:
+        found = blob.get("kind") if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path}: not {'an' if what[0] in 'aeiouAEIOU' else 'a'} {what} checkpoint (kind={found!r})")
+    return blob
