@@ -171,6 +171,15 @@ def test_bad_inputs_raise_clear_errors():
         generate_tokens(m, 4)
     with pytest.raises(ValueError, match="method"):
         generate_tokens(WaveNet(CONFIGS["k1"]), 4, method="quick")
+    x = torch.zeros(2, 10, dtype=torch.long)
+    n = m.config.n_pitches
+    with pytest.raises(ValueError, match=rf"pitch must lie in 0..{n - 1}"):
+        m(x, pitch=torch.tensor([0, n]), instrument=[0, 1])
+    with pytest.raises(ValueError, match="whole numbers"):
+        m(x, pitch=torch.tensor([1.5, 2.0]), instrument=[0, 1])
+    with pytest.raises(ValueError, match="3 values for a batch of 2"):
+        m(x, pitch=[1, 2, 3], instrument=[0, 1])
+    assert m(x, pitch=[1, 2], instrument=[0, 1]).shape == (2, m.config.n_classes, 10)
     with pytest.raises(ValueError, match="local"):
         WaveNet(CONFIGS["k2-local"])(torch.zeros(1, 10, dtype=torch.long))
     with pytest.raises(ValueError, match="kernel_size"):

@@ -237,17 +237,19 @@ def _global_code(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[float] | flo
         if value is None:
             raise ValueError(f"the model is conditioned on {name}: pass {name}= a (batch,) tensor of ints in 0..{n - 1}")
         soft = name == "pitch" and cfg.pitch_sigma > 0
-        v = torch.as_tensor(value, device=device).reshape(-1)
+        v = torch.as_tensor(value).reshape(-1)
+        on_host = v.device.type == "cpu"  # values are checked on the host only: a check on a GPU tensor would sync
         if not soft:
-            if v.is_floating_point() and not torch.equal(v, v.round()):
+            if on_host and v.is_floating_point() and not torch.equal(v, v.round()):
                 raise ValueError(f"{name} must be whole numbers for a one-hot code, got {v.tolist()}")
             v = v.long()
         if v.numel() == 1:
             v = v.expand(batch)
         if v.numel() != batch:
             raise ValueError(f"{name} has {v.numel()} values for a batch of {batch}")
-        if not bool(torch.isfinite(v.float()).all()) or float(v.min()) < 0 or float(v.max()) > n - 1:
+        if on_host and (not bool(torch.isfinite(v.float()).all()) or float(v.min()) < 0 or float(v.max()) > n - 1):
             raise ValueError(f"{name} must lie in 0..{n - 1}, got values {v.min().item()}..{v.max().item()}")
+        v = v.to(device)
         parts.append(pitch_code(v, n, cfg.pitch_sigma) if name == "pitch" else F.one_hot(v, n).float())
     return torch.cat(parts, dim=1) if parts else None
 
