@@ -61,26 +61,24 @@ class FakeDevice(TorchFunctionMode):
         self.calls = 0
 
     # -- helpers -------------------------------------------------------------------------------
-    def _is_fake(self, d: Any) -> bool:
+    @staticmethod
+    def _as_device(d: Any) -> torch.device | None:
+        """``d`` as a ``torch.device`` when it is one or a string naming one, else None."""
         if isinstance(d, torch.device):
-            return d.type == self.kind
+            return d
         if isinstance(d, str):
             try:
-                return torch.device(d).type == self.kind
+                return torch.device(d)
             except RuntimeError:
-                return False
-        return False
+                return None
+        return None
+
+    def _is_fake(self, d: Any) -> bool:
+        dev = self._as_device(d)
+        return dev is not None and dev.type == self.kind
 
     def _is_device_like(self, d: Any) -> bool:
-        if isinstance(d, torch.device):
-            return True
-        if isinstance(d, str):
-            try:
-                torch.device(d)
-                return True
-            except RuntimeError:
-                return False
-        return False
+        return self._as_device(d) is not None
 
     def _fail(self, func: Callable, why: str) -> None:
         raise DeviceGuardError(f"{_name(func)}: {why} (fake {self.kind} device)")
