@@ -104,6 +104,8 @@ def test_loaders_carry_the_settings_the_old_pairs_returned():
     assert mel == v.mel and v.mel.n_mels == v.config.n_mels
     w = wavenet.load_pretrained("pitch")
     assert w.card["checkpoint"].endswith("wavenet_lecture_pitch.pt") and w.meta["step"] == w.card["steps"]
+    shipped_if = gansynth.load_gansynth()  # path=None: the shipped IF +H generator (n_fft 512 for 0.5 s notes)
+    assert shipped_if.spec.kind == "if" and shipped_if.spec.n_fft == 512
     d = ddsp.load_pretrained()
     assert d.card["rebuild"].startswith("python -m course_lib.train.ddsp") and d.meta["step"] == d.card["steps"]
 

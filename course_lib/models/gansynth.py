@@ -492,9 +492,10 @@ class _GeneratorOnly(nn.Module):
         self.generator = generator
 
 
-def load_gansynth(path: PathLike, device: torch.device | str | None = None) -> GANSynth:
-    """Load a model saved by :meth:`GANSynth.save` (``FileNotFoundError`` / ``ValueError`` when missing / invalid)."""
-    path = Path(path)
+def load_gansynth(path: PathLike | None = None, device: torch.device | str | None = None) -> GANSynth:
+    """Load a model saved by :meth:`GANSynth.save` (default: the shipped IF +H generator, ``assets/gansynth_if.pt``;
+    ``FileNotFoundError`` naming the command that makes it / ``ValueError`` when missing / invalid)."""
+    path = Path(path) if path is not None else ASSETS / "gansynth_if.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no GANSynth checkpoint; train one with `{REBUILD_COMMAND}` "
                                 f"(or course_lib.train.gansynth.train)")
