@@ -171,7 +171,10 @@ def card_markdown(card: dict, limitations: str = "") -> str:
              f"* **Model**: progressive generator, {c['n_stages']} stages, channels {list(c['channels'])}, latent "
              f"{c['latent_dim']}, one-hot pitch MIDI {c['pitch_min']}-{c['pitch_min'] + c['n_pitches'] - 1}; "
              f"{card['n_generator_parameters']:,} generator parameters; loss {c['loss']} + auxiliary pitch classifier "
-             f"(weight {c['aux_weight']}).",
+             f"(weight {c['aux_weight']})"
+             + (f" + G's harmonic pitch loss (`course_lib.train.gansynth_losses.harmonic_loss`, weight "
+                f"{tr['harmonic_weight']}, hinge target {tr.get('harmonic_target_db')} dB)."
+                if tr.get("harmonic_weight") else "."),
              f"* **Training**: {meta.get('steps')} steps ({tr.get('steps_per_stage')} per stage), batch "
              f"{tr.get('batch_size')}, Adam lr {tr.get('lr')}, seed {tr.get('seed')}; "
              f"about {meta.get('train_seconds', 0) / 60:.0f} min of training on one CPU core"
