@@ -28,12 +28,6 @@ TOP = len(LAYERS)  # grading, lessons
 
 # (importer, imported, "up" | "in function"): the shrinking list of known exceptions.
 ALLOWED: dict[tuple[str, str, str], str] = {
-    # old command paths printed in the shipped cards' rebuild commands (course_lib/assets/*.json, *.md); each module
-    # is nothing but `if __name__ == "__main__": from <new place> import main`. Gone once the cards name the new path.
-    ("course_lib.models.gansynth", "course_lib.train.gansynth", "up"):
-        "gansynth_*.md/json rebuild: python -m course_lib.models.gansynth",
-    ("course_lib.models.gansynth_card", "course_lib.metrics.gansynth_card", "up"):
-        "gansynth_*.md: written by python -m course_lib.models.gansynth_card",
     # the iSTFT vocoder's card measures with the grader's reference set
     ("course_lib.metrics.vocoder_card", "grading.reference", "up"):
         "the card's FAD/IS use the grader's reference; only in a checkout (grading is not installed)",

@@ -2,8 +2,6 @@
 
     python -m course_lib.metrics.gansynth_card course_lib/assets/gansynth_if.pt course_lib/assets/gansynth_phase.pt
 
-(``python -m course_lib.models.gansynth_card``, the old path the cards name, runs the same.)
-
 The evaluation is the lesson's table: ``gen_per_real`` generated notes for every held-out note's
 pitch (the ``test`` + ``valid`` splits of :func:`course_lib.train.gansynth.training_notes`), scored
 against the real training notes with the shipped pitch classifier (PA, PE, IS, NDB/K and a Fréchet
@@ -145,7 +143,7 @@ def build_card(path: PathLike, evaluation: dict, model: torch.nn.Module | None =
         "representation": model.spec.to_dict(), "image_shape": list(model.spec.image_shape),
         "config": model.cfg.to_dict(), "meta": meta,
         "n_generator_parameters": sum(p.numel() for p in model.generator.parameters()),
-        "data": {"source": f"course_lib.models.gansynth.training_notes({duration}, 'train'): synthetic mini-NSynth, "
+        "data": {"source": f"course_lib.train.gansynth.training_notes({duration}, 'train'): synthetic mini-NSynth, "
                            "data preset 'fast' (1 instrument per family, seed 0), every pitch, velocity 100, "
                            f"MIDI 24-84, {duration} s at 16 kHz, NSynth-style hash split 'train'",
                  "n_notes": int(audio.shape[0]), "sha256_audio_and_pitches": notes_hash(audio, pitches)},
@@ -164,7 +162,7 @@ def card_markdown(card: dict, limitations: str = "") -> str:
     lines = [f"# GANSynth {name}{hr} (shipped checkpoint `{card['file']}`)", "",
              f"Generator-only checkpoint of the Lesson 04 GANSynth model ({name}{hr} representation), written by",
              "`course_lib.models.gansynth` and loaded with `course_lib.models.gansynth.load_gansynth`. This card is",
-             f"written by `python -m course_lib.models.gansynth_card {card['file']}`.", "",
+             f"written by `python -m course_lib.metrics.gansynth_card {card['file']}`.", "",
              f"* **Representation**: {m['kind']}, sr {m['sr']} Hz, n_fft {m['n_fft']} (hop {m['n_fft'] // 4}), images "
              f"{card['image_shape'][1]} x {card['image_shape'][2]} (freq x frames); log(|X| + 1e-6) magnitude, "
              "Nyquist bin dropped.",

@@ -506,9 +506,3 @@ def load_gansynth(path: PathLike | None = None, device: torch.device | str | Non
         return GANSynth.from_checkpoint(ckpt, device)
     except (RuntimeError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from exc
-
-
-if __name__ == "__main__":  # the old training command, named by the shipped cards' rebuild commands
-    from course_lib.train.gansynth import main
-
-    raise SystemExit(main())

@@ -2,9 +2,8 @@
 
     python -m course_lib.train.gansynth --preset lecture --kind if --high-res --out PATH
 
-(``python -m course_lib.models.gansynth``, the old path the shipped cards' rebuild commands name, runs the
-same.) The networks and :func:`~course_lib.models.gansynth.load_gansynth` live in
-:mod:`course_lib.models.gansynth`, the losses in :mod:`course_lib.train.gansynth_losses`.
+The networks and :func:`~course_lib.models.gansynth.load_gansynth` live in :mod:`course_lib.models.gansynth`,
+the losses in :mod:`course_lib.train.gansynth_losses`.
 """
 
 from __future__ import annotations
@@ -476,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = trainer.model.to("cpu").eval()
     model.meta.update(data="synthetic mini-NSynth (fast instruments), train split, MIDI 24-84, velocity 100",
                       n_train=int(audio.shape[0]),
-                      command="python -m course_lib.models.gansynth " + " ".join(argv or sys.argv[1:]))
+                      command="python -m course_lib.train.gansynth " + " ".join(argv or sys.argv[1:]))
     path = model.save(args.out, include_discriminator=not args.generator_only, history=trainer.history)
     print(json.dumps({"out": str(path), "steps": trainer.step, "seconds": round(model.meta["train_seconds"], 1)}))
     return 0
