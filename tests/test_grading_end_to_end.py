@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from grading.sandbox import available as sandbox_available
 

@@ -7,8 +7,6 @@ Hilbert instantaneous frequency, pre-onset energy.
 
 from __future__ import annotations
 
-import math
-
 import librosa
 import numpy as np
 import pytest
