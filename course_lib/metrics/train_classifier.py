@@ -37,6 +37,7 @@ from course_lib.data.presets import get_preset
 from course_lib.models.classifiers import (PitchClassifier, PitchConfig, ShortChunkCNN, ShortChunkConfig,
                                            save_classifier)
 from course_lib.runtime.device import pick_device, seed_everything
+from course_lib.runtime.loop import run_steps
 
 PITCH_MIN, PITCH_MAX = 21, 108  # the course's NSynth pitch range (piano keys)
 
@@ -147,20 +148,19 @@ def fit(model: torch.nn.Module, audio: torch.Tensor, labels: torch.Tensor, epoch
     g = torch.Generator().manual_seed(seed)
     model.to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * int(np.ceil(audio.shape[0] / batch_size))
+    per_epoch = int(np.ceil(audio.shape[0] / batch_size))
+    steps = epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
-    losses = []
-    epoch_iter = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-        epoch_iter = tqdm(epoch_iter, desc=f"training {type(model).__name__}", unit="epoch")
-    for _ in epoch_iter:
-        order = torch.randperm(audio.shape[0], generator=g)
-        total = 0.0
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            if len(idx) < 2:  # BatchNorm needs two items
-                continue
+    losses: list[float] = []
+    order, total = torch.empty(0, dtype=torch.long), 0.0
+
+    def train_step(step: int, log: bool) -> None:
+        nonlocal order, total
+        j = step % per_epoch
+        if j == 0:  # a new epoch: a new order of the clips
+            order, total = torch.randperm(audio.shape[0], generator=g), 0.0
+        idx = order[j * batch_size:(j + 1) * batch_size]
+        if len(idx) >= 2:  # BatchNorm needs two items
             x = _augment(audio[idx], task, g, crop).to(dev)
             loss = F.cross_entropy(model(x), labels[idx].to(dev))
             opt.zero_grad(set_to_none=True)
@@ -168,7 +168,12 @@ def fit(model: torch.nn.Module, audio: torch.Tensor, labels: torch.Tensor, epoch
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-        losses.append(total / len(order))
+        if j == per_epoch - 1:
+            losses.append(total / len(order))
+
+    run_steps(train_step, 0, steps, progress=progress, desc=f"training {type(model).__name__}",
+              postfix=lambda done, logs: {"loss": f"{losses[-1]:.3f}"} if done % per_epoch == 0 else None,
+              bar_options={"unit": "batch"})
     model.eval()
     return losses
 

@@ -1,6 +1,14 @@
-"""A small, generic training loop: seeded batches, tqdm progress, gradient clipping, checkpoint and resume.
+"""The course's one training loop, ``run_steps``, and the small seeded trainer ``fit`` built on it.
 
-The loop knows nothing about the model: you pass ``batch_fn(step, generator)`` that returns a
+``run_steps`` owns what every trainer shares: the step counter (from a resumed step to the last one), the
+progress bar, the wall-time budget (agreed by all processes under DDP), when a step logs, the per-step hook
+that writes history, checkpoints, snapshots and exports, and early stops. A task brings only its step:
+``train_step(step, log)`` does one optimizer step (or one critic + generator step) and returns its losses.
+Every trainer of the course runs on it: ``fit`` (WaveNet, DDSP, the spectral autoencoder, RAVE-lite),
+``course_lib.train.gan.train_gan`` (StyleGAN2, MelGAN), ``course_lib.train.gansynth.GANSynthTrainer``,
+``course_lib.train.vocoder.train_vocoder`` and ``course_lib.metrics.train_classifier.fit``.
+
+``fit`` knows nothing about the model: you pass ``batch_fn(step, generator)`` that returns a
 batch and ``loss_fn(model, batch)`` that returns a scalar loss. The batch generator of step
 ``s`` is seeded from ``(seed, s)``, so a run resumed from a checkpoint at step ``s`` sees exactly
 the batches an uninterrupted run would have seen.
@@ -12,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -20,6 +28,73 @@ from torch import nn
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 
 PathLike = Union[str, Path]
+StepLogs = Optional[Mapping[str, Any]]
+
+
+@dataclass
+class LoopRun:
+    """What :func:`run_steps` did: the step count it started from and reached, its wall seconds, and why it
+    stopped (``None``: every step ran; ``"time"``: the ``max_seconds`` budget; ``"hook"``: ``after_step``)."""
+
+    start: int
+    step: int
+    seconds: float
+    stopped_by: str | None = None
+
+
+def run_steps(train_step: Callable[[int, bool], StepLogs], start: int, steps: int, *, log_every: int = 1,
+              max_seconds: float | None = None, agree: Callable[[bool], bool] | None = None,
+              after_step: Callable[[int, StepLogs], bool | None] | None = None,
+              progress: bool = True, desc: str = "train",
+              postfix: Callable[[int, StepLogs], Mapping[str, Any] | None] | None = None,
+              bar_options: Mapping[str, Any] | None = None) -> LoopRun:
+    """Run steps ``start .. steps - 1``: the one loop every course trainer uses.
+
+    For each step: it is the last one when it is step ``steps - 1`` or when ``max_seconds`` of wall time have
+    passed since the call began (a budget spent before a step starts makes that step the last, so every call
+    with steps left makes at least one). ``agree(last)`` (DDP) returns the flag every process uses (rank 0's).
+    Then ``train_step(step, log)`` runs it, with ``log`` True on every ``log_every``-th step (counting steps
+    done) and on the last; it returns the step's losses (or None). Then ``after_step(done, logs)`` with
+    ``done = step + 1`` writes history, checkpoints, snapshots; returning True stops the run after it.
+
+    Args:
+        postfix: ``(done, logs) -> dict`` shown on the progress bar (None: leave it).
+        bar_options: extra ``tqdm`` options (``unit``, ``leave``, ``mininterval``...).
+    Returns a :class:`LoopRun` (``step`` = steps done when it returned).
+    """
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every}")
+    began = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=start, desc=desc, **dict(bar_options or {}))
+    run = LoopRun(start=start, step=start, seconds=0.0)
+    try:
+        for step in range(start, steps):
+            done = step + 1
+            out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
+            if agree is not None:
+                out_of_time = agree(out_of_time)
+            logs = train_step(step, done % log_every == 0 or done == steps or out_of_time)
+            run.step = done
+            stop = after_step(done, logs) if after_step is not None else False
+            if bar is not None:
+                bar.update(1)
+                shown = postfix(done, logs) if postfix is not None else None
+                if shown:
+                    bar.set_postfix(shown)
+            if out_of_time or stop:
+                run.stopped_by = "time" if out_of_time else "hook"
+                if bar is not None and out_of_time:
+                    bar.set_description(f"{desc} (stopped after {max_seconds:g} s)")
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    run.seconds = time.perf_counter() - began
+    return run
 
 
 @dataclass
@@ -83,39 +158,34 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: Callable[[
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, history.step, config, {"loss": history.loss})
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def train_step(step: int, log: bool) -> StepLogs:
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = float(lr_schedule(step))
+        batch = batch_fn(step, step_generator(seed, step, gen_device))
+        loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise ValueError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        history.loss.append(float(loss.detach()))
+        history.step = step + 1
+        return None
 
-        bar = tqdm(total=steps, initial=history.step, desc=desc, unit="step", leave=False)
+    def after_step(done: int, logs: StepLogs) -> bool:
+        if checkpoint_every and done % checkpoint_every == 0:
+            save()
+        return bool(callback is not None and callback(history))
+
+    def shown(done: int, logs: StepLogs) -> dict | None:
+        return {"loss": f"{history.smoothed(log_every):.3f}"} if done % max(1, log_every) == 0 else None
+
     model.train()
-    try:
-        while history.step < steps:
-            if lr_schedule is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = float(lr_schedule(history.step))
-            batch = batch_fn(history.step, step_generator(seed, history.step, gen_device))
-            loss = loss_fn(model, batch)
-            if not torch.isfinite(loss):
-                raise ValueError(f"loss became {loss.item()} at step {history.step}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            history.loss.append(float(loss.detach()))
-            history.step += 1
-            if bar is not None:
-                bar.update(1)
-                if history.step % max(1, log_every) == 0:
-                    bar.set_postfix(loss=f"{history.smoothed(log_every):.3f}")
-            if checkpoint_every and history.step % checkpoint_every == 0:
-                save()
-            if callback is not None and callback(history):
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+    run_steps(train_step, history.step, steps, after_step=after_step, progress=progress, desc=desc, postfix=shown,
+              bar_options={"unit": "step", "leave": False})
     model.eval()
     save()
     return history

@@ -1,10 +1,12 @@
 """Trainers (every lesson and HW2).
 
-``gan``: one GAN training loop for StyleGAN2 and MelGAN (``train_gan``), also under ``torchrun`` (``ddp``);
+Every trainer steps through the course's one loop, :func:`course_lib.runtime.loop.run_steps`.
+``gan``: the GAN trainer for StyleGAN2 and MelGAN (``train_gan``), also under ``torchrun`` (``ddp``);
 ``gansynth``: GANSynth's progressive trainer (losses in ``gansynth_losses``); ``wavenet``: Lesson 03's WaveNets;
 ``vocoder``: the iSTFT vocoder; ``ddsp``: Lesson 07's DDSP (the organ notes, held-out
-notes, presets, ``train_ddsp``). ``python -m course_lib.train {stylegan2,melgan} ...`` runs the GAN loop from the
-command line. Device choice, seeding, checkpoints and the small loop ``fit`` live in :mod:`course_lib.runtime`
+notes, presets, ``train_ddsp``). ``python -m course_lib.train {stylegan2,melgan} ...`` runs the GAN trainer from the
+command line. Device choice, seeding, checkpoints, the loop and the small trainer ``fit`` live in
+:mod:`course_lib.runtime`
 (below the models that use them); ``course_lib.train.device`` / ``checkpoint`` / ``loop`` re-export them.
 """
 

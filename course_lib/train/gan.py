@@ -4,8 +4,10 @@
 (or on audio you pass) and returns a :class:`TrainResult`. The loop is the same for both
 models; what differs lives in a small *task* object (:class:`StyleGAN2Task`, :class:`MelGANTask`)
 with a discriminator step and a generator step that each compute a loss and call ``backward``.
+The steps run on the course's one loop, :func:`course_lib.runtime.loop.run_steps` (step counter, progress,
+time budget, per-step hooks); this module adds what GANs share around it.
 
-The loop provides: presets (``fast`` for tests / FAST lessons, ``lecture`` for minutes on a laptop
+Around that loop it provides: presets (``fast`` for tests / FAST lessons, ``lecture`` for minutes on a laptop
 CPU, ``full`` for a GPU), seeding, a tqdm bar, a loss history, an exponential moving average of the
 generator, periodic snapshots (figure + audio) and checkpoints with resume, and data-parallel
 training under ``torchrun`` (DDP; :mod:`course_lib.train.ddp`).
@@ -39,6 +41,7 @@ from course_lib.models.melgan import griffin_lim_vocoder
 from course_lib.models.stylegan2 import ema_beta, ema_update, make_ema
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.runtime.device import set_threads
+from course_lib.runtime.loop import run_steps
 from course_lib.spectral import MelConfig, log_mel
 from course_lib.train import ddp
 
@@ -609,9 +612,6 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
         from when present and ``cfg.resume``), ``history.json``, ``generator.pt`` (the exported
         model) and ``snapshots/``.
     """
-    from tqdm.auto import tqdm
-
-
     info = info or ddp.init_distributed(cfg.device)
     if cfg.threads is not None or info.distributed:
         set_threads(cfg.threads or max(1, (os.cpu_count() or 1) // info.world_size))
@@ -651,11 +651,8 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
     global_batch = cfg.batch_size * info.world_size
     beta = ema_beta(global_batch, cfg.ema_half_life)
 
-    t0 = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=start, desc=cfg.model, disable=not (cfg.progress and info.is_main))
-    epoch, order = None, None
-    step = start
-    for step in range(start, cfg.steps):
+    def train_step(step: int, log: bool) -> dict | None:
+        nonlocal beta, epoch, order
         e, j = divmod(step, per_epoch)
         if e != epoch:
             sampler.set_epoch(e)
@@ -669,31 +666,31 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
             task.opt_d.step()
         task.opt_g.zero_grad(set_to_none=True)
         logs.update(task.g_step(G, D, batch, step, BatchRandom(cfg.seed, step, "g", info, cfg.batch_size)))
-        done = step + 1
-        stop = cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds
-        if info.distributed and cfg.max_seconds is not None:  # rank 0's clock decides for everyone
-            flag = torch.tensor(float(stop), device=dev)
-            torch.distributed.broadcast(flag, 0)
-            stop = bool(flag.item())
-        log_now = done % cfg.log_every == 0 or done == cfg.steps or stop
-        if log_now:  # how much signal G gets (vanishing gradients)
+        if log:  # how much signal G gets (vanishing gradients)
             logs["g_grad"] = torch.sqrt(sum(p.grad.square().sum() for p in task.G.parameters() if p.grad is not None))
         task.opt_g.step()
         if task.G_ema is not None:
             if cfg.ema_rampup > 0:
-                beta = ema_beta(global_batch, min(cfg.ema_half_life, cfg.ema_rampup * done * global_batch))
+                beta = ema_beta(global_batch, min(cfg.ema_half_life, cfg.ema_rampup * (step + 1) * global_batch))
             ema_update(task.G_ema, task.G, beta)
         if cfg.model == "stylegan2" and info.distributed:  # keep the running means identical on every rank
             task.pl_mean = ddp.all_reduce_mean(task.pl_mean, info)
             w_avg = task.G.mapping_net.w_avg
             w_avg.copy_(ddp.all_reduce_mean(w_avg, info))
+        return logs if log else None
 
-        if log_now:
+    def agree(stop: bool) -> bool:  # rank 0's clock decides for everyone
+        if not info.distributed:
+            return stop
+        flag = torch.tensor(float(stop), device=dev)
+        torch.distributed.broadcast(flag, 0)
+        return bool(flag.item())
+
+    def after_step(done: int, logs: dict | None) -> bool:
+        if logs is not None:
             row = {"step": done, "seconds": round(time.perf_counter() - t0, 3)}
             row.update({k: _scalar(ddp.all_reduce_mean(v, info)) for k, v in sorted(logs.items())})
             history.append(row)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "seconds")})
-        bar.update(1)
         if out_dir is not None and info.is_main:
             if cfg.snapshot_every and done % cfg.snapshot_every == 0:
                 task.snapshot(out_dir / "snapshots", done)
@@ -702,13 +699,20 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
                 (out_dir / "history.json").write_text(json.dumps(history, indent=1))
             if done in cfg.export_steps:
                 task.export(out_dir / f"generator_{done:07d}.pt", _export_meta(cfg, done, history, info))
-        if stop:
-            step = done
-            break
-    else:
-        step = cfg.steps
-    bar.close()
-    seconds = time.perf_counter() - t0
+        return False
+
+    def shown(done: int, logs: dict | None) -> dict | None:
+        if logs is None:
+            return None
+        return {k: f"{v:.3g}" for k, v in history[-1].items() if k not in ("step", "seconds")}
+
+    t0 = time.perf_counter()
+    epoch, order = None, None
+    run = run_steps(train_step, start, cfg.steps, log_every=cfg.log_every,
+                    max_seconds=cfg.max_seconds, agree=agree if cfg.max_seconds is not None else None,
+                    after_step=after_step, progress=cfg.progress and info.is_main, desc=cfg.model, postfix=shown)
+    step = run.step if run.stopped_by else cfg.steps
+    seconds = run.seconds
     if out_dir is not None and info.is_main:
         _save_checkpoint(_checkpoint_path(out_dir), task, step, history, cfg)
         (out_dir / "history.json").write_text(json.dumps(history, indent=1))

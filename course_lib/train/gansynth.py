@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence, Union
@@ -26,6 +25,7 @@ from course_lib.models.gansynth import GANSynth, GANSynthConfig, resize_real
 from course_lib.models.gansynth_repr import ImageNormalizer, SpecImageConfig, audio_to_image, config_for_duration
 from course_lib.runtime.checkpoint import load_checkpoint
 from course_lib.runtime.device import pick_device, seed_everything, set_threads
+from course_lib.runtime.loop import run_steps
 from course_lib.train.gansynth_losses import discriminator_loss, generator_loss
 
 PathLike = Union[str, Path]
@@ -41,7 +41,8 @@ class TrainConfig:
         batch_size: notes per step. lr / betas: Adam (PGGAN: 1e-3, (0, 0.99)).
         n_critic: discriminator steps per generator step.
         seed: latent / batch sampling seed.
-        max_seconds: stop :meth:`GANSynthTrainer.train` after this wall time (``None``: no limit); the later
+        max_seconds: wall-time budget of :meth:`GANSynthTrainer.train` (``None``: no limit; the step that starts
+            after it is spent is the last, :func:`~course_lib.runtime.loop.run_steps`); the later
             stages of the schedule may then never be reached (a live demo's budget; a checkpoint can resume).
         harmonic_weight: weight of :func:`~course_lib.train.gansynth_losses.harmonic_loss` in G's loss (not in
             the paper; 0, the default, leaves it out and training unchanged): a hinge pushing the power of G's
@@ -177,23 +178,24 @@ class GANSynthTrainer:
               callback: Callable[[dict], None] | None = None) -> list[dict]:
         """Run ``steps`` steps (default: the rest of the schedule) with a tqdm bar, stopping early once
         ``max_seconds`` of the train config have passed; returns the stats of the steps run."""
-        from tqdm.auto import tqdm
-
         n = self.total_steps - self.step if steps is None else int(steps)
-        out = []
-        t0 = time.perf_counter()
-        with tqdm(total=n, disable=not progress, desc="GANSynth") as bar:
-            for _ in range(n):
-                st = self.train_step()
-                out.append(st)
-                bar.update(1)
-                bar.set_postfix(stage=st["stage"], d=f"{st['d_adv']:.2f}", g=f"{st['g_adv']:.2f}")
-                if callback is not None:
-                    callback(st)
-                if self.tc.max_seconds is not None and time.perf_counter() - t0 > self.tc.max_seconds:
-                    bar.set_description(f"GANSynth (stopped after {self.tc.max_seconds:g} s)")
-                    break
-        self.model.meta.update(train_seconds=self.model.meta.get("train_seconds", 0.0) + time.perf_counter() - t0,
+        out: list[dict] = []
+
+        def train_step(step: int, log: bool) -> dict:
+            st = self.train_step()
+            out.append(st)
+            return st
+
+        def after_step(done: int, st: dict) -> bool:
+            if callback is not None:
+                callback(st)
+            return False
+
+        run = run_steps(train_step, self.step, self.step + n, max_seconds=self.tc.max_seconds, after_step=after_step,
+                        progress=progress, desc="GANSynth",
+                        postfix=lambda done, st: {"stage": st["stage"], "d": f"{st['d_adv']:.2f}",
+                                                  "g": f"{st['g_adv']:.2f}"})
+        self.model.meta.update(train_seconds=self.model.meta.get("train_seconds", 0.0) + run.seconds,
                                steps=self.step, train=self.tc.to_dict())
         self.model.eval()
         return out

@@ -35,7 +35,7 @@ from course_lib.models.istft_vocoder import (ISTFT_VOCODER_ASSET, ISTFTVocoder, 
                                              load_istft_vocoder, save_istft_vocoder)
 from course_lib.models.melgan import multi_resolution_stft_loss
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
-from course_lib.runtime.loop import step_generator
+from course_lib.runtime.loop import run_steps, step_generator
 from course_lib.spectral import MelConfig, log_mel
 
 PathLike = Union[str, Path]
@@ -57,7 +57,8 @@ class VocoderTrainConfig:
         gain_db: range of a random gain (dB) applied to each training crop.
         data_preset / data_seed: the loop set (``LoopDataset(split="train", ...)``).
         n_valid: validation loops (``split="valid"``). valid_every / checkpoint_every: steps.
-        max_seconds: stop after this wall time (0 = no limit; the run can be resumed).
+        max_seconds: wall-time budget (0 = no limit; the step that starts after it is spent is the last; the run
+            can be resumed).
         seed: model init and batch sampling. threads: torch threads (0 = leave as is). progress: tqdm.
     """
 
@@ -261,30 +262,26 @@ def train_vocoder(cfg: VocoderTrainConfig, out_dir: PathLike | None = None, *, t
             if out is not None:
                 save_istft_vocoder(task.model, out / "best.pt", _meta(cfg, step, v, history, t_prev, start_time))
 
-    bar = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc="istft-vocoder", unit="step", mininterval=5.0)
     audio = train_audio.float()
-    try:
-        while step < cfg.steps:
-            if cfg.max_seconds and time.perf_counter() - start_time > cfg.max_seconds:
-                break
-            logs = task.step(audio, step)
-            step += 1
-            history["train"].append([step, round(logs["loss"], 5), round(logs["mrstft"], 5), round(logs["mel_l1"], 5)])
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{logs['loss']:.3f}", best=f"{best_score:.3f}")
-            if step % cfg.valid_every == 0 or step == cfg.steps:
-                validate()
-            if step % cfg.checkpoint_every == 0:
-                save_state()
-    finally:
-        if bar is not None:
-            bar.close()
+
+    def train_step(i: int, log: bool) -> dict[str, float]:
+        nonlocal step
+        logs = task.step(audio, i)
+        step = i + 1
+        history["train"].append([step, round(logs["loss"], 5), round(logs["mrstft"], 5), round(logs["mel_l1"], 5)])
+        return logs
+
+    def after_step(done: int, logs: dict[str, float]) -> bool:
+        if done % cfg.valid_every == 0 or done == cfg.steps:
+            validate()
+        if done % cfg.checkpoint_every == 0:
+            save_state()
+        return False
+
+    run_steps(train_step, step, cfg.steps, max_seconds=cfg.max_seconds or None, after_step=after_step,
+              progress=cfg.progress, desc="istft-vocoder",
+              postfix=lambda done, logs: {"loss": f"{logs['loss']:.3f}", "best": f"{best_score:.3f}"}
+              if done % 10 == 0 else None, bar_options={"unit": "step", "mininterval": 5.0})
     if best_state is None:
         validate()
     save_state()

@@ -12,8 +12,6 @@ import math
 from fractions import Fraction
 from typing import Callable
 
-import torch
-
 from course_lib.audio import resample
 from course_lib.tsm._common import ArrayLike, as_batch, check_rate, check_sr, fix_length, restore
 from course_lib.tsm.hptsm import hptsm

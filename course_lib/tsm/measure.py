@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from course_lib.tsm._common import ArrayLike, as_batch, check_sr
 
