@@ -6,8 +6,8 @@ Every trainer steps through the course's one loop, :func:`course_lib.runtime.loo
 ``vocoder``: the iSTFT vocoder; ``ddsp``: Lesson 07's DDSP (the organ notes, held-out
 notes, presets, ``train_ddsp``). ``python -m course_lib.train {stylegan2,melgan} ...`` runs the GAN trainer from the
 command line. Device choice, seeding, checkpoints, the loop and the small trainer ``fit`` live in
-:mod:`course_lib.runtime`
-(below the models that use them); ``course_lib.train.device`` / ``checkpoint`` / ``loop`` re-export them.
+:mod:`course_lib.runtime` (below the models that use them); ``course_lib.train.device`` / ``checkpoint`` / ``loop``
+re-export them.
 """
 
 from __future__ import annotations
