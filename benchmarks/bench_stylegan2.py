@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     torch.manual_seed(0)
     preset = "fast" if args.quick else "lecture"
-    data_preset = "fast" if args.quick else "default"
+    data_preset = "fast" if args.quick else "lecture"
     timing_steps = 2 if args.quick else 10
     from course_lib.data.datasets import LoopDataset
 

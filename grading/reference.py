@@ -9,7 +9,7 @@
   they are and **through the grading vocoder** (what a generator that reproduces a training loop's
   mel actually outputs: graded loops are vocoded, so a memorised loop is compared with that).
 
-The environment variable ``HW2_DATA_PRESET`` (default ``default``) picks the loop-set size; the
+The environment variable ``HW2_DATA_PRESET`` (default ``lecture``) picks the loop-set size; the
 tests use ``fast``.
 """
 
@@ -29,8 +29,8 @@ REFERENCE_SEED = 1
 
 
 def data_preset() -> str:
-    """The loop-set preset grading uses (``HW2_DATA_PRESET``, default ``default``)."""
-    return os.environ.get("HW2_DATA_PRESET", "default")
+    """The loop-set preset grading uses (``HW2_DATA_PRESET``, default ``lecture``)."""
+    return os.environ.get("HW2_DATA_PRESET", "lecture")
 
 
 @dataclass

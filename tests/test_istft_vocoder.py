@@ -163,7 +163,7 @@ def test_shipped_vocoder_beats_griffin_lim_on_a_held_out_loop():
     from course_lib.models.melgan import stft_magnitude
     from course_lib.models.vocoder_eval import vocoder_functions
 
-    audio = LoopDataset(split="test", preset="default", seed=0, precompute_mel=False).audio[:4].float()
+    audio = LoopDataset(split="test", preset="lecture", seed=0, precompute_mel=False).audio[:4].float()
     m = log_mel(audio)[..., :125]
     ours = load_istft_vocoder().vocode(m)
     gl = vocoder_functions(("griffin_lim",), periodic=False, n_iter=32)["griffin_lim"](m)

@@ -84,7 +84,7 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None, idle_step_
     t0 = time.perf_counter()
     fake = generate_loops(final, n, seed=seed, vocoder=vocoder)
     gen_seconds = time.perf_counter() - t0
-    real = LoopDataset(split="all", preset="default", seed=HELD_OUT_SEED, precompute_mel=False).audio
+    real = LoopDataset(split="all", preset="lecture", seed=HELD_OUT_SEED, precompute_mel=False).audio
     real = real[torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))[:n]]
     through_vocoder = through_grading_vocoder(real)
     table = {"real loops (held out)": score(real, reference, clf),
@@ -100,12 +100,12 @@ def measure(run: Path, n: int = N_LOOPS, vocoder: Path | None = None, idle_step_
         if idle_step_seconds:
             row["idle_minutes"] = round(m.get("steps", 0) * idle_step_seconds / 60, 1)
         curve.append({**row, **s})
-    train = LoopDataset(split="train", preset="default", seed=0, precompute_mel=False).audio
+    train = LoopDataset(split="train", preset="lecture", seed=0, precompute_mel=False).audio
     return {
         "checkpoint": {"file": final.name, "bytes": final.stat().st_size,
                        "sha256": hashlib.sha256(final.read_bytes()).hexdigest(), "meta": meta,
                        "architecture": G.config.to_dict()},
-        "training_data": {"what": "synthetic HW2 loop set, preset 'default', seed 0, split 'train'",
+        "training_data": {"what": "synthetic HW2 loop set, preset 'lecture', seed 0, split 'train'",
                           "n_loops": int(train.shape[0]), "sha256_audio": audio_hash(train)},
         "evaluation": {"n_loops": n, "seed": seed, "how": "course_lib.hw2.generate_loops(checkpoint, 200, seed=<policy seed>), the course "
                        "vocoder; course_lib.metrics.evaluate against grading/assets/loops_reference.npz "

@@ -59,7 +59,7 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
 class SelectionMetric:
     """Fitted on the training draw (seed 0): train split for the scaler, PCA and classifier, valid+test as the target."""
 
-    def __init__(self, preset: str = "default", seed: int = 0, pca_dims: int = 32) -> None:
+    def __init__(self, preset: str = "lecture", seed: int = 0, pca_dims: int = 32) -> None:
         from sklearn.decomposition import PCA
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler

@@ -9,7 +9,7 @@
   hash-based train/valid/test splits and an on-disk cache keyed by the config.
 * :mod:`~course_lib.data.card` - data cards; ``python -m course_lib.data describe loops|nsynth``.
 
-Sizes come from :data:`~course_lib.data.presets.PRESETS` (``fast``, ``default``, ``full``); the mel
+Sizes come from :data:`~course_lib.data.presets.PRESETS` (``fast``, ``lecture``, ``full``); the mel
 settings every lesson shares are :data:`~course_lib.data.config.COURSE_MEL`.
 """
 

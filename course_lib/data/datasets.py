@@ -93,7 +93,7 @@ class LoopDataset(_ClipDataset):
     Items: ``audio (samples,)``, ``mel (n_mels, frames)``, ``label`` (class index), ``class_name``, ``key``.
     """
 
-    def __init__(self, split: str = "train", preset: Union[str, DataPreset] = "default", seed: int = 0,
+    def __init__(self, split: str = "train", preset: Union[str, DataPreset] = "lecture", seed: int = 0,
                  backend: str = "dsp", root: PathLike | None = None, sr: int = DEFAULT_SR,
                  mel: MelConfig = COURSE_MEL, cache: bool = True, precompute_mel: bool = True,
                  classes: Sequence[str] | None = None, n_kits: int | None = None,
@@ -153,7 +153,7 @@ class NSynthDataset(_ClipDataset):
     ``self.examples`` holds the full :class:`NSynthExample` records; ``self.folder`` the NSynth folder.
     """
 
-    def __init__(self, split: str = "train", preset: Union[str, DataPreset] = "default", seed: int = 0,
+    def __init__(self, split: str = "train", preset: Union[str, DataPreset] = "lecture", seed: int = 0,
                  root: PathLike | None = None, label: str = "instrument_family",
                  families: Sequence[str] | None = None, mel: MelConfig = COURSE_MEL, cache: bool = True,
                  precompute_mel: bool = False, device: torch.device | str | None = None,

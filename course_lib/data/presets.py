@@ -1,7 +1,10 @@
-"""Dataset sizes by preset: ``fast`` (tests, COURSE_FAST lessons), ``default`` (lessons, HW2), ``full``.
+"""Dataset sizes by preset: ``fast`` (tests, COURSE_FAST lessons), ``lecture`` (lessons, HW2), ``full``.
 
 A preset fixes how many synthetic instruments, pitches and velocities the mini-NSynth has and how
 many loops each loop class gets. Every generator takes a preset name or a :class:`DataPreset`.
+The course has one preset vocabulary, for data and models alike: ``fast`` (seconds, tests), ``lecture``
+(minutes on a laptop CPU) and ``full`` (a GPU). ``default``, the data presets' old name for ``lecture``,
+is still accepted (:data:`PRESET_ALIASES`): cards and commands written before the rename keep working.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class DataPreset:
         return asdict(self)
 
     def with_(self, **changes) -> "DataPreset":
-        """A copy with some fields changed (e.g. ``PRESETS["default"].with_(note_seconds=1.0)``)."""
+        """A copy with some fields changed (e.g. ``PRESETS["lecture"].with_(note_seconds=1.0)``)."""
         return replace(self, **changes)
 
 
@@ -46,7 +49,7 @@ PRESETS: dict[str, DataPreset] = {
     "fast": DataPreset("fast", instruments_per_family=1, pitch_step=6, velocities=(25, 75, 127),
                        note_seconds=1.0, loops_per_class=16),
     # 1 850 notes of 4 s (seed 0), 11 x 100 = 1 100 loops (the HW2 loop set)
-    "default": DataPreset("default", instruments_per_family=2, pitch_step=3, velocities=VELOCITIES,
+    "lecture": DataPreset("lecture", instruments_per_family=2, pitch_step=3, velocities=VELOCITIES,
                           note_seconds=4.0, loops_per_class=100),
     # 16 770 notes of 4 s (seed 0), 11 x 1 000 loops
     "full": DataPreset("full", instruments_per_family=6, pitch_step=1, velocities=VELOCITIES,
@@ -56,17 +59,27 @@ PRESETS: dict[str, DataPreset] = {
 
 P = TypeVar("P")
 
+#: old preset names still accepted everywhere, and the name they mean now
+PRESET_ALIASES: dict[str, str] = {"default": "lecture"}
+
+
+def preset_name(name: str) -> str:
+    """``name`` with an old alias replaced by the current name (``"default"`` -> ``"lecture"``)."""
+    return PRESET_ALIASES.get(name, name)
+
 
 def choose_preset(preset: Union[str, P], presets: Mapping[str, P], kind: type, what: str) -> P:
     """``preset`` itself when it is a ``kind`` already, else ``presets[preset]``; an unknown name raises a
     :class:`ValueError` naming ``what`` (e.g. ``"data"``) and the choices. Shared by every preset table."""
     if isinstance(preset, kind):
         return preset
+    preset = preset_name(preset) if isinstance(preset, str) else preset
     if preset not in presets:
         raise ValueError(f"unknown {what} preset {preset!r}; choose from {sorted(presets)}")
     return presets[preset]
 
 
 def get_preset(preset: Union[str, DataPreset]) -> DataPreset:
-    """The :class:`DataPreset` named ``preset`` (``"fast"``, ``"default"``, ``"full"``) or ``preset`` itself."""
+    """The :class:`DataPreset` named ``preset`` (``"fast"``, ``"lecture"``, ``"full"``; ``"default"`` = ``"lecture"``)
+    or ``preset`` itself."""
     return choose_preset(preset, PRESETS, DataPreset, "data")

@@ -277,7 +277,7 @@ def render_note(instrument: Instrument, pitch: int, velocity: int, sr: int = NSY
     return render_notes(instrument, [pitch], [velocity], sr, note_length, device)[0]
 
 
-def make_instruments(preset: Union[str, DataPreset] = "default", seed: int = 0,
+def make_instruments(preset: Union[str, DataPreset] = "lecture", seed: int = 0,
                      families: Sequence[str] | None = None) -> list[Instrument]:
     """The preset's instruments: ``instruments_per_family`` per family, sources cycling through the family's."""
     p = get_preset(preset)
@@ -304,7 +304,7 @@ def instrument_pitches(inst: Instrument, step: int) -> list[int]:
     return list(range(lo + offset, hi + 1, step))
 
 
-def generate_notes(preset: Union[str, DataPreset] = "default", seed: int = 0, sr: int = NSYNTH_SR,
+def generate_notes(preset: Union[str, DataPreset] = "lecture", seed: int = 0, sr: int = NSYNTH_SR,
                    families: Sequence[str] | None = None, device: Device = None, progress: bool = False,
                    ) -> tuple[torch.Tensor, list[NSynthExample]]:
     """Render the synthetic NSynth set of a preset -> ``(audio (N, note_seconds * sr) float32, examples)``.

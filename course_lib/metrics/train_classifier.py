@@ -1,8 +1,8 @@
 """Train the evaluation classifiers and write their checkpoints and data cards.
 
-    python -m course_lib.metrics.train_classifier --task loops --preset default \\
+    python -m course_lib.metrics.train_classifier --task loops --preset lecture \\
         --out course_lib/assets/loop_classifier.pt
-    python -m course_lib.metrics.train_classifier --task pitch --preset default \\
+    python -m course_lib.metrics.train_classifier --task pitch --preset lecture \\
         --out course_lib/assets/pitch_classifier.pt
 
 ``--task loops`` trains the short-chunk CNN on the synthetic loop set's classes
@@ -13,7 +13,7 @@ held-out split (no model selection is done on it). Beside ``OUT.pt`` the command
 ``OUT.json`` and ``OUT.md`` (the data card): data config and SHA-256 of the audio, architecture,
 training settings, held-out accuracy, an extra check on freshly generated data (another
 seed) and the command line that rebuilds the file. The ``fast`` preset is a seconds-long smoke
-rebuild used by the tests; ``default`` makes the shipped checkpoints.
+rebuild used by the tests; ``lecture`` makes the shipped checkpoints (``default``, its old name, still works).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.data.datasets import LoopDataset, NSynthDataset
-from course_lib.data.presets import get_preset
+from course_lib.data.presets import get_preset, preset_name
 from course_lib.models.classifiers import (PitchClassifier, PitchConfig, ShortChunkCNN, ShortChunkConfig,
                                            save_classifier)
 from course_lib.runtime.device import pick_device, seed_everything
@@ -68,7 +68,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
     "loops": {
         "fast": TrainPreset(data={"preset": "fast", "seed": 0}, epochs=12, batch_size=16, lr=3e-3, weight_decay=1e-4,
                             arch={"channels": (8, 16, 32, 64), "emb_dim": 64, "dropout": 0.2}, crop_seconds=None),
-        "default": TrainPreset(data={"preset": "default", "seed": 0}, epochs=16, batch_size=32, lr=2e-3,
+        "lecture": TrainPreset(data={"preset": "lecture", "seed": 0}, epochs=16, batch_size=32, lr=2e-3,
                                weight_decay=1e-4, arch={"channels": (16, 32, 64, 128), "emb_dim": 128, "dropout": 0.3},
                                crop_seconds=1.0),
     },
@@ -76,7 +76,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainPreset]] = {
         "fast": TrainPreset(data={"notes": _note_preset(1, (100,)), "seed": 0}, epochs=25, batch_size=32, lr=3e-3,
                             weight_decay=1e-4, arch={"channels": (16, 16, 16), "emb_dim": 64, "dropout": 0.2},
                             check_data=_CHECK_NOTES),
-        "default": TrainPreset(data={"notes": _note_preset(2, (100,)), "seed": 0}, epochs=20, batch_size=32,
+        "lecture": TrainPreset(data={"notes": _note_preset(2, (100,)), "seed": 0}, epochs=20, batch_size=32,
                                lr=2e-3, weight_decay=1e-4, arch={"channels": (32, 32, 32), "emb_dim": 128, "dropout": 0.2},
                                check_data=_CHECK_NOTES),
     },
@@ -200,7 +200,7 @@ def build_model(task: str, arch: dict, class_names: Sequence[str]) -> ShortChunk
                                        dropout=arch["dropout"]))
 
 
-def train(task: str, preset: str = "default", seed: int = 0, out: str | Path | None = None,
+def train(task: str, preset: str = "lecture", seed: int = 0, out: str | Path | None = None,
           device: torch.device | str | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """Train the ``task`` classifier at ``preset``; write checkpoint + data card to ``out`` if given.
 
@@ -208,6 +208,7 @@ def train(task: str, preset: str = "default", seed: int = 0, out: str | Path | N
     """
     if task not in TRAIN_PRESETS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TRAIN_PRESETS)}")
+    preset = preset_name(preset)
     if preset not in TRAIN_PRESETS[task]:
         raise ValueError(f"unknown preset {preset!r} for task {task!r}; expected one of {sorted(TRAIN_PRESETS[task])}")
     p = TRAIN_PRESETS[task][preset]
@@ -287,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m course_lib.metrics.train_classifier", description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", choices=sorted(TRAIN_PRESETS), required=True)
-    ap.add_argument("--preset", choices=["fast", "default"], default="default")
+    ap.add_argument("--preset", choices=["fast", "lecture", "default"], default="lecture",
+                    help="fast (tests) or lecture (the shipped classifiers); default is the old name of lecture")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="checkpoint path ending in .pt (card written beside it)")
     ap.add_argument("--device", default=None)

@@ -28,7 +28,7 @@ VOCODERS: tuple[str, ...] = ("griffin_lim", "melgan", "istft")
 __all__ = ["HELD_OUT_SEED", "VOCODERS", "held_out_loops", "vocoder_functions", "compare_vocoders"]
 
 
-def held_out_loops(n: int = 200, preset: str = "default") -> tuple[torch.Tensor, torch.Tensor]:
+def held_out_loops(n: int = 200, preset: str = "lecture") -> tuple[torch.Tensor, torch.Tensor]:
     """The grader's held-out real loops: audio ``(n, loop_samples)`` and log-mels ``(n, 80, loop_samples // hop)``."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")

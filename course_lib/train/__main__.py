@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (checkpoint, history.json, generator.pt, snapshots/)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: automatic; under torchrun one GPU per process)")
-    p.add_argument("--data-preset", choices=("fast", "default", "full"), help="synthetic loop set size")
+    p.add_argument("--data-preset", choices=("fast", "lecture", "full", "default"), help="synthetic loop set size")
     p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in --out")
     p.add_argument("--no-progress", action="store_true")

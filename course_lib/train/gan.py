@@ -169,7 +169,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # ~26 min on 2 quiet CPU cores (0.73-0.79 s/step measured): small-data GAN practice on a laptop budget
         # (DiffAugment, lazy R1, EMA ramp-up, little style mixing, class-conditional); see the card.
         # class-conditional (the 11 loop styles): the unconditional recipe collapsed onto a few styles in 30 min
-        "lecture": dict(steps=2000, batch_size=16, data_preset="default", lr_g=2.5e-3, lr_d=2.5e-3,
+        "lecture": dict(steps=2000, batch_size=16, data_preset="lecture", lr_g=2.5e-3, lr_d=2.5e-3,
                         arch=dict(channels=(96, 96, 48, 24, 12), z_dim=128, w_dim=128, mapping_layers=2,
                                   n_classes=11),
                         ema_half_life=5000.0, ema_rampup=0.05, r1_gamma=1.0, r1_interval=16, mixing_prob=0.25,
@@ -185,7 +185,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "fast": dict(steps=20, batch_size=4, lr_g=1e-3, lr_d=2e-4, betas=(0.5, 0.9), segment=4096, ema_half_life=0.0,
                      arch=dict(channels=32, disc_channels=8, disc_max_channels=64, disc_downsamples=3)),
         "lecture": dict(steps=3000, batch_size=8, lr_g=5e-4, lr_d=2e-4, betas=(0.5, 0.9), segment=8192,
-                        data_preset="default", adv_start=1000, ema_half_life=0.0, log_every=25,
+                        data_preset="lecture", adv_start=1000, ema_half_life=0.0, log_every=25,
                         snapshot_every=500, checkpoint_every=500,
                         arch=dict(channels=128, disc_channels=16, disc_max_channels=256)),
         "full": dict(steps=200_000, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9), segment=8192,

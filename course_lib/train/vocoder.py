@@ -73,7 +73,7 @@ class VocoderTrainConfig:
     weight_decay: float = 0.01
     mel_weight: float = 1.0
     gain_db: tuple[float, float] = (-12.0, 0.0)
-    data_preset: str = "default"
+    data_preset: str = "lecture"
     data_seed: int = 0
     n_valid: int = 32
     valid_every: int = 250
