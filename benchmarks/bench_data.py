@@ -31,8 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course_lib.data.card import baseline_accuracy, duplicate_stats  # noqa: E402
+from course_lib.data.card import baseline_accuracy  # noqa: E402
 from course_lib.data.config import COURSE_MEL, derive_seed  # noqa: E402
+from course_lib.data.duplicates import duplicate_stats  # noqa: E402
 from course_lib.data.patterns import loop_midi  # noqa: E402
 from course_lib.data.presets import get_preset  # noqa: E402
 from course_lib.data.synthetic_loops import LOOP_CLASSES, generate_loops, loop_samples  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> int:
     ap.add_argument("--skip-notes", action="store_true")
     args = ap.parse_args()
     cores = torch.get_num_threads()
-    preset = get_preset("fast" if args.quick else "default")
+    preset = get_preset("fast" if args.quick else "lecture")
     n_loops = 3 if args.quick else preset.loops_per_class
     res: dict = {"preset": preset.name, "torch_threads": cores, "cpu_count": os.cpu_count(),
                  "load_avg_start": os.getloadavg()[0]}
@@ -74,7 +75,7 @@ def main() -> int:
     res["loops"]["speedup_vs_render_midi"] = (n / w) / (len(subset) / bw)
 
     mels = torch.cat([log_mel(audio[i:i + 128], COURSE_MEL) for i in range(0, n, 128)])
-    res["loops"]["quality"] = {"duplicates": duplicate_stats(mels), "baseline": baseline_accuracy(mels, labels),
+    res["loops"]["quality"] = {"duplicates": duplicate_stats(audio), "baseline": baseline_accuracy(mels, labels),
                                "samples_per_loop": loop_samples(16000)}
 
     # ---- notes
@@ -110,8 +111,9 @@ def main() -> int:
         print(f"{'notes: render_note one by one (base)':38s} {b['n']:6d} {b['wall_s']:8.1f} {b['cpu_s']:8.1f} "
               f"{b['notes_per_s_wall']:13.2f} {1.0:7.1f}x")
     q = lp["quality"]
-    print(f"loop set quality: near-duplicate pairs {100 * q['duplicates']['pair_rate']:.3f} % "
-          f"(< {q['duplicates']['threshold_db']:.0f} dB), NN median {q['duplicates']['nn_median_db']:.1f} dB; "
+    print(f"loop set quality: near-duplicates {100 * q['duplicates']['item_rate']:.2f} % of loops "
+          f"(the grader's definition), nearest earlier loop median |NCC| {q['duplicates']['nn_median_ncc']:.2f}, "
+          f"distance {q['duplicates']['nn_median_distance']:.3f} nats; "
           f"mel-stats logistic regression {100 * q['baseline']['accuracy']:.1f} % "
           f"(chance {100 * q['baseline']['chance']:.1f} %)")
     out = ROOT / "build" / "bench" / "data.json"

@@ -171,7 +171,7 @@ def main() -> int:
             thresholds = (ROOT / "grading" / "thresholds.toml").read_text().replace("n_loops = 200", "n_loops = 16")
             (tmp / "thresholds.toml").write_text(thresholds.replace("min_usable = 50", "min_usable = 4"))
             os.environ.update({"HW2_THRESHOLDS": str(tmp / "thresholds.toml"), "HW2_DATA_PRESET": "fast"})
-        preset = os.environ.get("HW2_DATA_PRESET", "default")
+        preset = os.environ.get("HW2_DATA_PRESET", "lecture")
         scoring = bench_scoring(tmp / "class", n_students, n_loops, args.jobs)
         autograde = bench_autograde(tmp / "autograde", args.autograde, args.jobs, "fast") if args.autograde else \
             {"students": 0}

@@ -1,6 +1,6 @@
 """Figures and players for the lessons: waveform, spectrogram (linear / log / mel), IF image, clip and mel grids,
-images of log-mels, a training-loss curve, and ``show`` / ``listen`` / ``compare`` (figures with their audio
-players).
+images of log-mels, a training-loss curve, ``show`` / ``listen`` / ``compare`` / ``listen_sets`` (figures with
+their audio players) and ``md_table`` (a table of results shown as Markdown).
 
 Every plotting helper takes ``ax=None`` (a new figure is made when it is ``None``) and returns
 ``(fig, ax)``, in the style of libfmp, so that a lesson can place plots side by side.
@@ -189,6 +189,42 @@ def listen(clips, sr: int, titles: Sequence[str] | None = None) -> None:
         if titles is not None:
             print(titles[i])
         display(play(torch.as_tensor(clip).detach().cpu(), sr))
+
+
+def listen_sets(audio_by_name, sr: int, n: int = 1, ncols: int = 4):
+    """Sets of clips side by side: the spectrogram of the first clip of each set (one colour scale), then ``n``
+    players per set under its name -> ``(fig, axes)``. ``audio_by_name``: ``{name: (batch, samples)}``."""
+    from IPython.display import Markdown, display
+
+    names = list(audio_by_name)
+    if not names:
+        raise ValueError("listen_sets: no sets given")
+    firsts = torch.stack([torch.as_tensor(audio_by_name[k][0]).detach().cpu() for k in names])
+    fig, axes = clip_grid(firsts, sr, ncols=min(ncols, len(names)), titles=names)
+    plt.show()
+    for name in names:
+        display(Markdown(f"**{name}**"), *[play(torch.as_tensor(a).detach().cpu(), sr)
+                                          for a in audio_by_name[name][:n]])
+    return fig, axes
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence], show: bool = True) -> str | None:
+    """Rows of cells (any values, written with ``str``) under ``header`` as a Markdown table: displayed when ``show``
+    (in a notebook; returns None, so a cell ending with it shows the table once), else its text is returned. A row
+    with a different number of cells than the header is refused."""
+    header = [str(h) for h in header]
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(f"md_table: row {i} has {len(row)} cells, the header {len(header)}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    if show:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+        return None
+    return text
 
 
 def _equal_length(clips, seconds: float | None, sr: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 import course_lib.data.synthetic_loops as synthetic_loops
 import course_lib.data.synthetic_notes as synthetic_notes
-from course_lib.data import card
+from course_lib.data import card, duplicates
 from course_lib.data.__main__ import main as cli
 from course_lib.data.config import COURSE_MEL
 from course_lib.data.datasets import SPLITS, LoopDataset, NSynthDataset, split_of
@@ -84,11 +84,25 @@ def test_nsynth_dataset_generates_nsynth_layout_and_reuses_it(cache_dir, monkeyp
 
 def test_duplicate_rate_and_baseline_measure_what_they_claim():
     g = torch.Generator().manual_seed(0)
-    mels = torch.randn(20, 8, 10, generator=g)
-    assert card.duplicate_stats(mels)["pair_rate"] == 0.0
-    dup = torch.cat([mels, mels[:2] + 0.001])  # two exact near-copies
-    st = card.duplicate_stats(dup)
-    assert st["pair_rate"] == pytest.approx(2 / (22 * 21 / 2)) and st["item_rate"] == pytest.approx(4 / 22)
+    t = torch.arange(8000) / 16000
+    f0 = 100 + 900 * torch.rand(20, 1, generator=g)
+    clips = torch.sin(2 * torch.pi * f0 * t) * torch.rand(20, 8000, generator=g).clamp_min(0.5)  # 20 distinct tones
+    st = card.duplicate_stats(clips)
+    assert st["n_duplicates"] == 0 and st["item_rate"] == 0.0 and st["nn_median_ncc"] < st["ncc_threshold"]
+    copies = torch.cat([clips, 0.5 * torch.roll(clips[:2], 1234, dims=-1)])  # two quieter, shifted copies
+    st = card.duplicate_stats(copies)
+    assert st["n_duplicates"] == 2 and st["item_rate"] == pytest.approx(2 / 22)
+    # the card and HW2's grader share the definition and its thresholds
+    from grading import similarity
+    from grading.policy import load_policy
+
+    policy = load_policy()
+    assert (st["ncc_threshold"], st["logmel_threshold"]) == (policy.dedupe_ncc, policy.dedupe_logmel_rms)
+    assert st["max_shift_frames"] == policy.memo_max_shift_frames
+    assert similarity.find_duplicates is duplicates.find_duplicates
+    found = similarity.find_duplicates(copies, similarity.normalised_logmel(copies), policy.dedupe_ncc,
+                                       policy.dedupe_logmel_rms, policy.memo_max_shift_frames)
+    assert sorted((m.index, m.ref_index) for m in found) == [(20, 0), (21, 1)]
     # baseline: separable classes -> high accuracy, label noise -> near chance
     labels = torch.arange(40) % 2
     sep = torch.randn(40, 8, 10, generator=g) + 3.0 * labels[:, None, None]
@@ -101,7 +115,7 @@ def test_loop_card_and_cli_on_a_real_format_folder(cache_dir, tmp_path, capsys):
     c = card.describe_loops(TINY, seed=2, out=tmp_path / "card", figures=True, n_kits=2)
     assert sum(c["counts"].values()) == c["clips"] == 4 * len(synthetic_loops.LOOP_CLASSES)
     assert c["loudness"]["nan_clips"] == 0 and c["loudness"]["clipped_clips"] == 0
-    assert c["duplicates"]["pair_rate"] < 0.01
+    assert c["duplicates"]["item_rate"] < 0.01
     assert 1.0 / len(c["counts"]) < c["baseline"]["accuracy"] < 1.0
     for f in ("card.md", "card.json", "examples.png", "stats.png"):
         assert (tmp_path / "card" / f).stat().st_size > 100
@@ -115,4 +129,28 @@ def test_loop_card_and_cli_on_a_real_format_folder(cache_dir, tmp_path, capsys):
     saved = json.loads((tmp_path / "c2" / "nsynth-ns" / "card.json").read_text())
     assert saved["counts"] == {"mallet": sum(e.instrument_family_str == "mallet" for e in examples),
                                "organ": sum(e.instrument_family_str == "organ" for e in examples)}
-    assert get_preset("fast").loops_per_class < get_preset("default").loops_per_class
+    assert get_preset("fast").loops_per_class < get_preset("lecture").loops_per_class
+
+
+def test_one_preset_vocabulary_for_data_and_models():
+    """Every preset table of the course speaks fast / lecture / full; ``default`` (the data presets' old name) still
+    means ``lecture`` wherever a preset name is read, and an unknown name is refused with the choices."""
+    from course_lib.data.presets import PRESETS as DATA
+    from course_lib.metrics.train_classifier import TRAIN_PRESETS as CLASSIFIERS, train
+    from course_lib.models.wavenet_presets import AUTOENCODER_PRESETS, TRAIN_PRESETS as WAVENET_TRAIN, WAVENET_PRESETS
+    from course_lib.train.ddsp import PRESETS as DDSP
+    from course_lib.train.gan import PRESETS as GAN
+    from course_lib.train.gansynth import PRESETS as GANSYNTH
+    from course_lib.train.vocoder import PRESETS as VOCODER
+
+    vocabulary = {"fast", "lecture", "full"}
+    tables = {"data": DATA, "ddsp": DDSP, "gansynth": GANSYNTH, "vocoder": VOCODER, "wavenet": WAVENET_PRESETS,
+              "wavenet autoencoder": AUTOENCODER_PRESETS, "wavenet training": WAVENET_TRAIN,
+              **{f"gan {m}": t for m, t in GAN.items()}, **{f"classifier {t}": p for t, p in CLASSIFIERS.items()}}
+    for name, table in tables.items():
+        assert set(table) <= vocabulary and "fast" in table and "lecture" in table, (name, sorted(table))
+    assert get_preset("default") is get_preset("lecture") and get_preset("lecture").name == "lecture"
+    with pytest.raises(ValueError, match="unknown data preset 'lectur'.*'lecture'"):
+        get_preset("lectur")
+    with pytest.raises(ValueError, match="unknown preset 'medium' for task 'loops'"):
+        train("loops", preset="medium")

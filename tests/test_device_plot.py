@@ -179,3 +179,29 @@ def test_mel_images_share_one_colour_scale_and_a_time_axis_in_seconds():
     assert first.get_extent() == [0.0, 1.0, 0.0, 8.0]  # 10 frames of 10 samples at 100 Hz = 1 s
     assert not axes.flat[2].axison
     plt.close(fig)
+
+
+def test_listen_sets_draws_the_first_clip_of_each_set_and_n_players_per_set(monkeypatch):
+    import IPython.display
+
+    shown = _captured_display(monkeypatch)
+    sets = {"real": torch.full((3, 800), 0.1), "fake": torch.full((2, 800), 0.2)}
+    fig, axes = plot.listen_sets(sets, 8000, n=2, ncols=4)
+    assert [ax.get_title() for ax in axes.flat if ax.get_title()] == ["real", "fake"]
+    assert [o.data for o in shown if isinstance(o, IPython.display.Markdown)] == ["**real**", "**fake**"]
+    assert [_wav_rate_and_samples(a) for a in shown if isinstance(a, IPython.display.Audio)] == [(8000, 800)] * 4
+    with pytest.raises(ValueError, match="no sets"):
+        plot.listen_sets({}, 8000)
+    plt.close("all")
+
+
+def test_md_table_writes_every_cell_and_refuses_a_ragged_row(monkeypatch):
+    import IPython.display
+
+    shown = _captured_display(monkeypatch)
+    text = plot.md_table(["set", "FAD"], [["real", 3.1], ["a|b", "x"]], show=False)
+    assert text.splitlines() == ["| set | FAD |", "|---|---|", "| real | 3.1 |", "| a\\|b | x |"] and shown == []
+    assert plot.md_table(["set", "FAD"], [["real", 3.1]]) is None  # shown once, nothing echoed by the cell
+    assert len(shown) == 1 and shown[0].data.startswith("| set | FAD |")
+    with pytest.raises(ValueError, match="row 1 has 1 cells, the header 2"):
+        plot.md_table(["set", "FAD"], [["real", 3.1], ["short"]], show=False)

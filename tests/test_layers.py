@@ -27,11 +27,7 @@ LAYERS: tuple[str, ...] = ("audio", "spectral", "synth", "tsm", "plot", "data", 
 TOP = len(LAYERS)  # grading, lessons
 
 # (importer, imported, "up" | "in function"): the shrinking list of known exceptions.
-ALLOWED: dict[tuple[str, str, str], str] = {
-    # the iSTFT vocoder's card measures with the grader's reference set
-    ("course_lib.metrics.vocoder_card", "grading.reference", "up"):
-        "the card's FAD/IS use the grader's reference; only in a checkout (grading is not installed)",
-}
+ALLOWED: dict[tuple[str, str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

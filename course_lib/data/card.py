@@ -6,9 +6,9 @@ A card is a dict (saved as ``card.json``), a Markdown summary (``card.md``, also
 
 Two quality figures tell whether a synthetic set is worth learning from:
 
-* **near-duplicate rate**: the share of clip pairs whose log-mel spectrograms differ by less than
-  ``DUPLICATE_DB`` dB RMS (and the share of clips that have such a neighbour). A varied set keeps
-  this under 1 %.
+* **near-duplicate rate**: the share of clips that copy an earlier clip, by the course's one definition of a
+  copy (:mod:`course_lib.data.duplicates`, the one HW2's grader uses: waveform NCC at some circular shift, or
+  normalised log-mel distance). A varied set keeps this under 1 %.
 * **mel-statistics baseline**: cross-validated accuracy of a logistic regression on the mean and
   standard deviation of each mel band. It should be clearly above chance (the classes differ)
   but clearly below 100 % (they are not trivially separable).
@@ -17,7 +17,6 @@ Two quality figures tell whether a synthetic set is worth learning from:
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -28,45 +27,10 @@ from course_lib import plot
 from course_lib.audio import rms_db
 from course_lib.data.config import COURSE_MEL
 from course_lib.data.datasets import LoopDataset, NSynthDataset
+from course_lib.data.duplicates import duplicate_stats
 from course_lib.data.nsynth import FAMILIES
 
 PathLike = Union[str, Path]
-DUPLICATE_DB: float = 3.0  # RMS log-mel difference (dB) below which two clips count as near-duplicates
-_NATS_TO_DB = 20.0 / math.log(10.0)
-
-
-def pairwise_mel_distance_db(mels: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """RMS difference in dB between every pair of log-mels ``(N, n_mels, frames)`` -> ``(N, N)`` (diag = inf)."""
-    x = mels.reshape(mels.shape[0], -1).to(torch.float64)
-    d = x.shape[1]
-    sq = (x * x).sum(1)
-    out = torch.empty(x.shape[0], x.shape[0], dtype=torch.float64)
-    for i in range(0, x.shape[0], chunk):
-        blk = x[i:i + chunk]
-        d2 = (sq[i:i + chunk, None] + sq[None, :] - 2.0 * blk @ x.T).clamp_min(0.0) / d
-        out[i:i + chunk] = d2.sqrt() * _NATS_TO_DB
-    out.fill_diagonal_(float("inf"))
-    return out.to(torch.float32)
-
-
-def duplicate_stats(mels: torch.Tensor, threshold_db: float = DUPLICATE_DB) -> dict:
-    """Near-duplicates among log-mels ``(N, n_mels, frames)``.
-
-    Returns ``{"pair_rate", "item_rate", "threshold_db", "nn_median_db", "nn_min_db", "pairs"}``: the
-    share of pairs (and of clips) closer than ``threshold_db`` dB RMS, and nearest-neighbour distances.
-    """
-    n = mels.shape[0]
-    if n < 2:
-        raise ValueError(f"need at least 2 clips to look for duplicates, got {n}")
-    dist = pairwise_mel_distance_db(mels)
-    close = dist < threshold_db
-    nn = dist.min(dim=1).values
-    pairs = n * (n - 1) // 2
-    return {"pair_rate": float(close.sum()) / 2 / pairs, "item_rate": float(close.any(dim=1).float().mean()),
-            "threshold_db": threshold_db, "nn_median_db": float(nn.median()), "nn_min_db": float(nn.min()),
-            "pairs": pairs}
-
-
 def mel_statistics(mels: torch.Tensor) -> np.ndarray:
     """Per-clip features: mean and standard deviation over time of every mel band -> ``(N, 2 n_mels)``."""
     return torch.cat([mels.mean(-1), mels.std(-1)], dim=1).numpy()
@@ -113,7 +77,7 @@ def build_card(kind: str, audio: torch.Tensor, mels: torch.Tensor, labels: torch
     counts = {name: int((labels == i).sum()) for i, name in enumerate(class_names)}
     card = {"kind": kind, "config": config, "clips": int(audio.shape[0]), "sr": sr,
             "seconds_per_clip": audio.shape[1] / sr, "counts": counts, "loudness": loudness_stats(audio),
-            "duplicates": duplicate_stats(mels), "baseline": baseline_accuracy(mels, labels),
+            "duplicates": duplicate_stats(audio), "baseline": baseline_accuracy(mels, labels),
             "mel": COURSE_MEL.to_dict()}
     if pitches is not None:
         card["pitch_hist"] = {int(k): int(v) for k, v in zip(*np.unique(np.asarray(pitches), return_counts=True))}
@@ -145,9 +109,11 @@ def card_markdown(card: dict) -> str:
               f"{ld['rms_db_p95']:.1f}, median {ld['rms_db_median']:.1f}); largest peak {ld['peak_max']:.3f}; "
               f"clips touching full scale: {ld['clipped_clips']}; clips with NaN: {ld['nan_clips']}",
               "", "## Quality", "",
-              f"- near-duplicates (log-mel RMS difference < {dup['threshold_db']:.1f} dB): "
-              f"{100 * dup['pair_rate']:.4f} % of {dup['pairs']} pairs, {100 * dup['item_rate']:.2f} % of clips "
-              f"have one; nearest-neighbour distance median {dup['nn_median_db']:.2f} dB, min {dup['nn_min_db']:.2f} dB",
+              f"- near-duplicates (waveform |NCC| >= {dup['ncc_threshold']:.2f} at some circular shift, or normalised "
+              f"log-mel distance < {dup['logmel_threshold']:.2f} nats within {dup['max_shift_frames']} frames: the "
+              f"grader's definition): {dup['n_duplicates']} clips ({100 * dup['item_rate']:.2f} %) copy an earlier "
+              f"one; nearest earlier clip: median |NCC| {dup['nn_median_ncc']:.2f}, median distance "
+              f"{dup['nn_median_distance']:.3f} nats, min {dup['nn_min_distance']:.3f}",
               f"- logistic regression on mel-band mean/std ({base['folds']}-fold CV): accuracy "
               f"{100 * base['accuracy']:.1f} % +- {100 * base['std']:.1f} (chance {100 * base['chance']:.1f} %, "
               f"{base['classes']} classes)"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ import torch.nn.functional as F
 
 from course_lib.data.config import GENERATOR_VERSION, config_hash
 from course_lib.data.datasets import LoopDataset
-from course_lib.metrics.evaluate import evaluate
+from course_lib.metrics.evaluate import ReferenceSet, evaluate
+from course_lib.models.classifiers import load_loop_classifier
 from course_lib.models.istft_vocoder import ISTFT_VOCODER_ASSET, load_istft_vocoder
 from course_lib.models.melgan import multi_resolution_stft_loss
 from course_lib.models.vocoder_eval import HELD_OUT_SEED, VOCODERS, held_out_loops, vocoder_functions
@@ -41,16 +43,27 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def measure(n: int = 200, preset: str = "default", istft_path: PathLike | None = None, n_iter: int = 32,
-            batch_size: int = 16, threads: int = 1) -> dict:
-    """The card's figures: for real audio and each vocoder on the held-out mels, FAD / IS (grader's
-    reference and classifier), log-mel L1 and MR-STFT loss to the real audio, and loops/s (``threads`` torch threads)."""
-    from grading.reference import load_reference_assets  # the grader's reference, only in a repository checkout
+def grading_reference_file() -> Path:
+    """The grader's reference statistics (``HW2_REFERENCE``, else ``grading/assets/loops_reference.npz`` of the
+    repository checkout this package sits in); ``FileNotFoundError`` naming the command that builds it."""
+    path = Path(os.environ.get("HW2_REFERENCE", Path(__file__).resolve().parents[2] / "grading" / "assets"
+                               / "loops_reference.npz"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the grader's reference statistics are missing (a repository checkout has "
+                                f"them; build them with `python -m grading build-reference`)")
+    return path
 
+
+def measure(n: int = 200, preset: str = "lecture", istft_path: PathLike | None = None, n_iter: int = 32,
+            batch_size: int = 16, threads: int = 1, reference_file: PathLike | None = None) -> dict:
+    """The card's figures: for real audio and each vocoder on the held-out mels, FAD / IS (grader's
+    reference, :func:`grading_reference_file`, and the shipped loop classifier), log-mel L1 and MR-STFT loss to the
+    real audio, and loops/s (``threads`` torch threads)."""
     if threads:
         torch.set_num_threads(threads)
+    reference = ReferenceSet.load(reference_file if reference_file is not None else grading_reference_file())
+    classifier = load_loop_classifier(device="cpu")
     audio, mels = held_out_loops(n, preset)
-    assets = load_reference_assets(preset=preset)
     fns = vocoder_functions(VOCODERS, True, n_iter, istft_path=istft_path)
     rows = {}
     conditions: dict[str, tuple[torch.Tensor, float | None]] = {"real": (audio, None)}
@@ -60,7 +73,7 @@ def measure(n: int = 200, preset: str = "default", istft_path: PathLike | None =
         y = torch.cat([f(mels[i:i + batch_size]) for i in range(0, n, batch_size)])
         conditions[name] = (y, n / (time.perf_counter() - t0))
     for name, (y, speed) in conditions.items():
-        res = evaluate(y, assets.reference, classifier=assets.classifier, device="cpu")
+        res = evaluate(y, reference, classifier=classifier, device="cpu")
         m = log_mel(y)[..., : mels.shape[-1]]
         rows[name] = {"fad": round(float(res.fad), 2), "is": round(float(res.is_mean), 2),
                       "mel_l1": round(float(F.l1_loss(m, mels)), 4),
@@ -136,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("card", help="measure the shipped (or given) iSTFT vocoder and write its data card")
     c.add_argument("--checkpoint", default=None)
     c.add_argument("--n", type=int, default=200)
-    c.add_argument("--preset", default="default")
+    c.add_argument("--preset", default="lecture")
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--md", default=str(ISTFT_VOCODER_ASSET.with_suffix(".md")))
     c.add_argument("--json", default=str(ISTFT_VOCODER_ASSET.with_suffix(".json")))
