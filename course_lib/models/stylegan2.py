@@ -139,6 +139,9 @@ class StyleGAN2Config:
         n_classes: 0 for an unconditional model; K > 0 for a class-conditional one (loop styles): the
             generator adds a learned per-class offset to w, the discriminator adds a projection term
             (Miyato & Koyama, 2018), and every call takes integer ``labels`` ``(batch,)`` in ``[0, K)``.
+        class_lr_mul: learning-rate multiplier of the per-class w offsets (equalised-learning-rate style: the
+            stored parameter is the offset divided by it). 1.0 (the default) trains them at the full rate; the
+            mapping network's 0.01 keeps them near their random start, so the class cannot outgrow z's share of w.
     """
 
     image_size: tuple[int, int] = (80, 128)
@@ -151,10 +154,13 @@ class StyleGAN2Config:
     mbstd_group: int = 4
     w_avg_beta: float = 0.995
     n_classes: int = 0
+    class_lr_mul: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_classes < 0:
             raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {self.n_classes}")
+        if not self.class_lr_mul > 0:
+            raise ValueError(f"class_lr_mul must be > 0, got {self.class_lr_mul}")
         self.image_size = tuple(int(s) for s in self.image_size)
         self.channels = tuple(int(c) for c in self.channels)
         f = 2 ** self.n_up
@@ -423,7 +429,7 @@ class Generator(nn.Module):
         h0, w0 = config.base_size
         self.mapping_net = MappingNetwork(config.z_dim, w_dim, config.mapping_layers, config.mapping_lr_mul)
         if config.n_classes > 0:  # one learned w offset per class, added after the mapping network
-            self.class_w = nn.Parameter(torch.randn(config.n_classes, w_dim))
+            self.class_w = nn.Parameter(torch.randn(config.n_classes, w_dim) / config.class_lr_mul)
         self.input = ConstantInput(c[0], (h0, w0))
         self.conv0 = StyledConv(c[0], c[0], w_dim, (h0, w0))
         self.to_mel0 = ToMel(c[0], w_dim)
@@ -480,15 +486,20 @@ class Generator(nn.Module):
         if truncation_psi != 1.0:
             ws = truncate(ws, self.mapping_net.w_avg, truncation_psi, truncation_cutoff)
         if labels is not None:
-            ws = ws + self.class_w[labels.to(self.class_w.device)].unsqueeze(1)
+            ws = ws + self.class_offsets[labels.to(self.class_w.device)].unsqueeze(1)
         return ws
+
+    @property
+    def class_offsets(self) -> torch.Tensor:
+        """The per-class w offsets ``(n_classes, w_dim)`` (the parameter times ``class_lr_mul``)."""
+        return self.class_w * self.config.class_lr_mul
 
     def unconditioned_w(self, ws: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The mapping network's own output ``(batch, w_dim)`` from ws ``(batch, num_ws, w_dim)`` (class offset
         removed): what :meth:`MappingNetwork.update_w_avg` should average."""
         w = ws[:, 0]
         labels = check_labels(labels, self.config.n_classes, w.shape[0])
-        return w if labels is None else w - self.class_w[labels.to(w.device)].detach()
+        return w if labels is None else w - self.class_offsets[labels.to(w.device)].detach()
 
     def synthesis(self, ws: torch.Tensor, noise: Sequence[torch.Tensor] | None = None, noise_mode: str = "random",
                   generator: torch.Generator | None = None) -> torch.Tensor:
