@@ -228,6 +228,23 @@ def test_conditional_generator_plays_the_class_it_is_given_and_truncation_keeps_
     torch.testing.assert_close(g.unconditioned_w(ws, torch.tensor([0, 1, 2, 0])), g.mapping_net(z))
 
 
+def test_class_lr_mul_starts_at_the_same_offsets_and_slows_their_adam_steps_by_its_factor():
+    moved = {}
+    for mul in (1.0, 0.01):
+        torch.manual_seed(0)
+        g = sg.Generator(tiny_config(n_classes=3, class_lr_mul=mul))
+        start = g.class_offsets.detach().clone()
+        opt = torch.optim.Adam([g.class_w], lr=1e-2)
+        ws = g.mapping(torch.randn(4, 16), labels=torch.tensor([0, 1, 2, 0]))
+        ws.square().sum().backward()
+        opt.step()
+        moved[mul] = (start, (g.class_offsets - start).abs().max().item())
+    torch.testing.assert_close(moved[1.0][0], moved[0.01][0])  # same random start
+    assert moved[0.01][1] == pytest.approx(0.01 * moved[1.0][1], rel=1e-3)  # Adam's step (lr) scaled by the factor
+    with pytest.raises(ValueError, match="class_lr_mul must be > 0"):
+        tiny_config(n_classes=3, class_lr_mul=0.0)
+
+
 def test_conditional_labels_are_checked_with_clear_errors():
     g = sg.Generator(tiny_config(n_classes=3))
     z = torch.randn(2, 16)
