@@ -52,7 +52,8 @@ def run_steps(train_step: Callable[[int, bool], StepLogs], start: int, steps: in
 
     For each step: it is the last one when it is step ``steps - 1`` or when ``max_seconds`` of wall time have
     passed since the call began (a budget spent before a step starts makes that step the last, so every call
-    with steps left makes at least one). ``agree(last)`` (DDP) returns the flag every process uses (rank 0's).
+    with steps left makes at least one). ``agree(out_of_time)`` (DDP) returns the flag every process uses (rank
+    0's).
     Then ``train_step(step, log)`` runs it, with ``log`` True on every ``log_every``-th step (counting steps
     done) and on the last; it returns the step's losses (or None). Then ``after_step(done, logs)`` with
     ``done = step + 1`` writes history, checkpoints, snapshots; returning True stops the run after it.
