@@ -199,8 +199,8 @@ def listen_sets(audio_by_name, sr: int, n: int = 1, ncols: int = 4):
     names = list(audio_by_name)
     if not names:
         raise ValueError("listen_sets: no sets given")
-    firsts = torch.stack([torch.as_tensor(audio_by_name[k][0]).detach().cpu() for k in names])
-    fig, axes = clip_grid(firsts, sr, ncols=min(ncols, len(names)), titles=names)
+    firsts = [audio_by_name[k][0] for k in names]
+    fig, axes = compare(firsts, sr, names, ncols=min(ncols, len(names)), players=False)
     plt.show()
     for name in names:
         display(Markdown(f"**{name}**"), *[play(torch.as_tensor(a).detach().cpu(), sr)
