@@ -5,8 +5,10 @@ mu = 255). :class:`WaveNet` predicts a softmax over the class of sample ``t`` fr
 samples ``< t``: a stack of causal dilated convolutions in cycles (dilations 1, 2, 4, ... per cycle),
 each followed by the gated unit ``tanh(a) * sigmoid(b)``, a residual 1x1 convolution and a skip
 1x1 convolution; the summed skips go through ReLU -> 1x1 -> ReLU -> 1x1 to the class logits.
-Optional conditioning adds to every gate: global (one-hot pitch and/or instrument per clip) and
-local (a latent sequence at ``local_hop`` samples per frame, upsampled by repetition).
+Optional conditioning adds to every gate: global (one-hot pitch and/or instrument per clip),
+local (a latent sequence at ``local_hop`` samples per frame, upsampled by repetition) and a pitch
+*excitation* (sines and cosines of the first harmonics of the note's f0, one value per sample: a clock
+at the pitch asked for, as in neural source-filter models, built from the pitch by the model itself).
 
 Two generators produce identical samples for the same seed (:func:`generate_tokens`):
 
@@ -69,6 +71,12 @@ class WaveNetConfig:
         n_instruments: global one-hot instrument conditioning (0 = off).
         local_channels: channels of a local conditioning sequence (0 = off).
         local_hop: samples per local conditioning frame (frames are repeated ``local_hop`` times).
+        excitation_harmonics: ``H`` > 0 adds the pitch excitation to every gate: ``sin(k phi_t)``,
+            ``cos(k phi_t)`` for ``k = 1..H`` of a phase track ``phi_t`` (:func:`excitation`; by default
+            ``2 pi f0 t / sample_rate`` of the pitch asked for, :func:`pitch_phase`), so the pitch arrives as a
+            period, not only as a code (needs ``n_pitches`` > 0; 0 = off). Trained with each note's own
+            phase track, the network learns to play in phase with the clock (``train.wavenet.note_clocks``).
+        sample_rate: Hz of the audio, for the excitation's f0 (unused without it).
     """
 
     n_classes: int = 256
@@ -84,6 +92,8 @@ class WaveNetConfig:
     local_channels: int = 0
     local_hop: int = 1
     pitch_sigma: float = 0.0
+    excitation_harmonics: int = 0
+    sample_rate: int = 16000
 
     def __post_init__(self) -> None:
         for name in ("n_classes", "residual_channels", "gate_channels", "skip_channels", "local_hop"):
@@ -98,6 +108,13 @@ class WaveNetConfig:
                 raise ValueError(f"WaveNetConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not (self.pitch_sigma >= 0 and math.isfinite(self.pitch_sigma)):
             raise ValueError(f"WaveNetConfig.pitch_sigma must be a finite number >= 0 (semitones), got {self.pitch_sigma}")
+        if self.excitation_harmonics < 0:
+            raise ValueError(f"WaveNetConfig.excitation_harmonics must be >= 0, got {self.excitation_harmonics}")
+        if self.excitation_harmonics and not self.n_pitches:
+            raise ValueError("WaveNetConfig.excitation_harmonics needs pitch conditioning (n_pitches > 0): "
+                             "the excitation is built from the pitch asked for")
+        if self.sample_rate < 1:
+            raise ValueError(f"WaveNetConfig.sample_rate must be >= 1 Hz, got {self.sample_rate}")
         if any(int(d) < 1 for d in self.dilations):
             raise ValueError(f"WaveNetConfig.dilations must all be >= 1, got {self.dilations}")
         if not self.dilations and (self.layers_per_cycle < 1 or self.cycles < 1):
@@ -120,6 +137,11 @@ class WaveNetConfig:
     def n_global(self) -> int:
         """Width of the global conditioning vector (pitch code then instrument one-hot)."""
         return self.n_pitches + self.n_instruments
+
+    @property
+    def n_excitation(self) -> int:
+        """Channels of the pitch excitation: a sine and a cosine per harmonic (0 without one)."""
+        return 2 * self.excitation_harmonics
 
     @property
     def mu(self) -> int:
@@ -223,6 +245,37 @@ def pitch_code(pitch: torch.Tensor, n_pitches: int, sigma: float = 0.0) -> torch
     return torch.exp(-0.5 * ((bins - pitch.float().unsqueeze(1)) / sigma) ** 2)
 
 
+def pitch_phase(pitch: torch.Tensor, samples: int, sample_rate: int) -> torch.Tensor:
+    """Phase track ``(batch, samples)`` in radians of steady MIDI pitches ``(batch,)`` (real-valued allowed):
+    ``2 pi f0 t / sample_rate`` from 0 at sample 0, ``f0 = 440 * 2 ** ((pitch - 69) / 12)`` Hz (wrapped to [0, 2 pi))."""
+    f0 = 440.0 * 2.0 ** ((pitch.double().reshape(-1, 1) - 69.0) / 12.0)  # float64 keeps long phases exact
+    t = torch.arange(samples, device=pitch.device, dtype=torch.float64).view(1, -1)
+    return (torch.remainder(f0 * t / sample_rate, 1.0) * (2 * math.pi)).float()
+
+
+def excitation(phase: torch.Tensor, harmonics: int) -> torch.Tensor:
+    """Pitch excitation ``(batch, 2 * harmonics, samples)`` of a phase track ``(batch, samples)`` (radians).
+
+    Channels ``sin(k phi_t)`` for ``k = 1..harmonics`` then ``cos(k phi_t)``. A harmonic whose instantaneous
+    frequency (from the phase step) reaches Nyquist is zero there (no aliased clock).
+    """
+    if phase.ndim != 2:
+        raise ValueError(f"phase must be (batch, samples) radians, got shape {tuple(phase.shape)}")
+    k = torch.arange(1, harmonics + 1, device=phase.device, dtype=phase.dtype).view(1, -1, 1)
+    step = torch.remainder(torch.diff(phase, dim=-1, prepend=phase[:, :1] - (phase[:, 1:2] - phase[:, :1])),
+                           2 * math.pi)  # radians per sample in [0, 2 pi); pi = Nyquist
+    step = torch.where(step > math.pi, 2 * math.pi - step, step).unsqueeze(1)
+    below_nyquist = (k * step < math.pi).to(phase.dtype)
+    kp = k * phase.unsqueeze(1)
+    return torch.cat([torch.sin(kp) * below_nyquist, torch.cos(kp) * below_nyquist], dim=1)
+
+
+def _pitch_values(pitch: torch.Tensor | Sequence[float] | float, batch: int, device: torch.device) -> torch.Tensor:
+    """Pitches as a float ``(batch,)`` tensor (one value is broadcast), for the excitation."""
+    v = torch.as_tensor(pitch).reshape(-1).float().to(device)
+    return v.expand(batch) if v.numel() == 1 else v
+
+
 def _global_code(cfg: WaveNetConfig, pitch: torch.Tensor | Sequence[float] | float | None,
                    instrument: torch.Tensor | Sequence[int] | int | None, batch: int,
                    device: torch.device) -> torch.Tensor | None:
@@ -261,7 +314,7 @@ class GatedResidualLayer(nn.Module):
     """One WaveNet layer: causal dilated conv -> (+ conditioning) -> tanh * sigmoid -> residual and skip 1x1."""
 
     def __init__(self, residual: int, gate: int, skip: int, kernel_size: int, dilation: int,
-                 n_global: int = 0, local_channels: int = 0) -> None:
+                 n_global: int = 0, local_channels: int = 0, excitation_channels: int = 0) -> None:
         super().__init__()
         self.kernel_size, self.dilation, self.gate_channels = kernel_size, dilation, gate
         self.conv = nn.Conv1d(residual, 2 * gate, kernel_size, dilation=dilation)
@@ -269,20 +322,24 @@ class GatedResidualLayer(nn.Module):
         self.skip = nn.Conv1d(gate, skip, 1, bias=False)
         self.global_proj = nn.Linear(n_global, 2 * gate, bias=False) if n_global else None
         self.local_proj = nn.Conv1d(local_channels, 2 * gate, 1, bias=False) if local_channels else None
+        self.excitation_proj = nn.Conv1d(excitation_channels, 2 * gate, 1, bias=False) if excitation_channels else None
 
     @property
     def pad(self) -> int:
         """Left padding (samples) that makes the convolution causal: ``(k-1) * dilation``."""
         return (self.kernel_size - 1) * self.dilation
 
-    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None,
-                c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, R, T)``, global ``g (B, n_global)``, local ``c (B, C, T)`` -> (next x ``(B, R, T)``, skip ``(B, S, T)``)."""
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None, c: torch.Tensor | None = None,
+                e: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, R, T)``, global ``g (B, n_global)``, local ``c (B, C, T)``, excitation ``e (B, E, T)`` ->
+        (next x ``(B, R, T)``, skip ``(B, S, T)``)."""
         h = self.conv(F.pad(x, (self.pad, 0)))
         if g is not None and self.global_proj is not None:
             h = h + self.global_proj(g).unsqueeze(-1)
         if c is not None and self.local_proj is not None:
             h = h + self.local_proj(c)
+        if e is not None and self.excitation_proj is not None:
+            h = h + self.excitation_proj(e)
         a, b = h.chunk(2, dim=1)
         z = torch.tanh(a) * torch.sigmoid(b)
         return x + self.res(z), self.skip(z)
@@ -301,7 +358,7 @@ class WaveNet(nn.Module):
         self.embed = nn.Conv1d(cfg.n_classes, cfg.residual_channels, 1, bias=False)  # 1x1 conv on the one-hot
         self.layers = nn.ModuleList(
             GatedResidualLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels, cfg.kernel_size, d,
-                               cfg.n_global, cfg.local_channels) for d in cfg.layer_dilations)
+                               cfg.n_global, cfg.local_channels, cfg.n_excitation) for d in cfg.layer_dilations)
         self.skip_bias = nn.Parameter(torch.zeros(cfg.skip_channels))
         self.head1 = nn.Conv1d(cfg.skip_channels, cfg.skip_channels, 1)
         self.head2 = nn.Conv1d(cfg.skip_channels, cfg.n_classes, 1)
@@ -330,20 +387,38 @@ class WaveNet(nn.Module):
         return self.embed(x)
 
     def forward(self, x: torch.Tensor, pitch: torch.Tensor | None = None, instrument: torch.Tensor | None = None,
-                local: torch.Tensor | None = None) -> torch.Tensor:
+                local: torch.Tensor | None = None, phase: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(batch, n_classes, samples)``.
 
         Args:
             x: input classes ``(batch, samples)`` long, or a one-hot / soft float ``(batch, n_classes, samples)``.
             pitch, instrument: ``(batch,)`` ints for global conditioning (if the config has it).
             local: per-sample local conditioning ``(batch, local_channels, samples)`` (see :func:`upsample_local`).
+            phase: the excitation's phase track ``(batch, samples)`` in radians, one value per output sample
+                (a model with ``excitation_harmonics``; default: the steady phase of ``pitch``).
         """
         h = self._embed(x)
         g = _global_code(self.config, pitch, instrument, h.shape[0], h.device)
-        return self._run(h, g, local)
+        return self._run(h, g, local, self._excitation(pitch, phase, h.shape[0], h.shape[-1], h.device))
 
-    def _run(self, h: torch.Tensor, g: torch.Tensor | None, local: torch.Tensor | None) -> torch.Tensor:
-        """Layers and head on an embedded input ``h (B, R, T)`` with one-hot global ``g`` -> logits."""
+    def _excitation(self, pitch: torch.Tensor | Sequence[float] | float | None, phase: torch.Tensor | None,
+                    batch: int, samples: int, device: torch.device) -> torch.Tensor | None:
+        """The pitch excitation ``(batch, n_excitation, samples)`` of ``phase`` (default: the pitch's steady phase
+        from 0 at sample 0), or None for a model without one."""
+        cfg = self.config
+        if not cfg.excitation_harmonics:
+            if phase is not None:
+                raise ValueError("phase given but the model has no pitch excitation (excitation_harmonics=0)")
+            return None
+        if phase is None:
+            phase = pitch_phase(_pitch_values(pitch, batch, device), samples, cfg.sample_rate)
+        elif phase.shape != (batch, samples):
+            raise ValueError(f"phase must be ({batch}, {samples}) radians, got shape {tuple(phase.shape)}")
+        return excitation(phase.to(device=device, dtype=torch.float32), cfg.excitation_harmonics)
+
+    def _run(self, h: torch.Tensor, g: torch.Tensor | None, local: torch.Tensor | None,
+             exc: torch.Tensor | None = None) -> torch.Tensor:
+        """Layers and head on an embedded input ``h (B, R, T)`` with global code ``g`` and excitation ``exc`` -> logits."""
         cfg = self.config
         batch, samples = h.shape[0], h.shape[-1]
         if cfg.local_channels:
@@ -354,16 +429,16 @@ class WaveNet(nn.Module):
             raise ValueError("local conditioning given but the model has local_channels=0")
         skip = torch.zeros(batch, cfg.skip_channels, samples, device=h.device, dtype=h.dtype)
         for layer in self.layers:
-            h, s = layer(h, g, local)
+            h, s = layer(h, g, local, exc)
             skip = skip + s
         out = F.relu(skip + self.skip_bias.view(1, -1, 1))
         return self.head2(F.relu(self.head1(out)))
 
     def loss(self, classes: torch.Tensor, pitch: torch.Tensor | None = None, instrument: torch.Tensor | None = None,
-             local: torch.Tensor | None = None) -> torch.Tensor:
+             local: torch.Tensor | None = None, phase: torch.Tensor | None = None) -> torch.Tensor:
         """Mean cross-entropy (nats per sample) of predicting ``classes (batch, samples)`` from their past."""
         inp = shift_right(classes, silence_class(self.config.n_classes))
-        return F.cross_entropy(self(inp, pitch, instrument, local), classes)
+        return F.cross_entropy(self(inp, pitch, instrument, local, phase), classes)
 
 
 def receptive_field_by_gradient(model: WaveNet, samples: int | None = None) -> int:
@@ -417,7 +492,8 @@ class _FastState:
     sigmoid halves) -- no recomputation of the past.
     """
 
-    def __init__(self, model: WaveNet, batch: int, g: torch.Tensor | None, local: torch.Tensor | None) -> None:
+    def __init__(self, model: WaveNet, batch: int, g: torch.Tensor | None, local: torch.Tensor | None,
+                 exc: torch.Tensor | None = None) -> None:
         cfg = model.config
         dev, dtype = model.device, model.skip_bias.dtype
         self.k = k = cfg.kernel_size
@@ -444,6 +520,9 @@ class _FastState:
         # (the last layer's residual output feeds nothing: its matrix is dropped)
         # all skip 1x1 convs as one matrix over the concatenated gate outputs: one matmul per step
         self.skip_w = torch.cat([layer.skip.weight[:, :, 0].t() for layer in model.layers], dim=0).contiguous()
+        # the pitch excitation (B, E, T) -> (T, B, E) and each layer's projection (E, 2G), added per sample
+        self.exc = exc.permute(2, 0, 1).contiguous() if exc is not None else None
+        self.exc_w = [layer.excitation_proj.weight[:, :, 0].t().contiguous() for layer in model.layers] if exc is not None else []
         self.skip_bias = model.skip_bias.view(1, -1).expand(batch, -1)
         self.h1w, self.h1b = model.head1.weight[:, :, 0].t().contiguous(), model.head1.bias
         self.h2w, self.h2b = model.head2.weight[:, :, 0].t().contiguous(), model.head2.bias
@@ -453,7 +532,7 @@ class _FastState:
         x = self.embed[x_class]
         zs = []
         frame = t // self.hop
-        for lags, q, cond_a, cond_b, wa, wb, wres in self.layers:
+        for li, (lags, q, cond_a, cond_b, wa, wb, wres) in enumerate(self.layers):
             if lags:
                 n = len(q)
                 inp = torch.cat([q[n - lag] for lag in lags] + [x], dim=1)
@@ -462,7 +541,11 @@ class _FastState:
             else:
                 inp = x
             f = min(frame, len(cond_a) - 1)
-            z = torch.tanh(torch.addmm(cond_a[f], inp, wa)) * torch.sigmoid(torch.addmm(cond_b[f], inp, wb))
+            ca, cb = cond_a[f], cond_b[f]
+            if self.exc is not None:
+                e = self.exc[t] @ self.exc_w[li]  # (B, 2G)
+                ca, cb = ca + e[:, :ca.shape[1]], cb + e[:, ca.shape[1]:]
+            z = torch.tanh(torch.addmm(ca, inp, wa)) * torch.sigmoid(torch.addmm(cb, inp, wb))
             zs.append(z)
             if wres is not None:
                 x = torch.addmm(x, z, wres)
@@ -480,7 +563,7 @@ def _compiled_generation():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def run(seq, first, total, embed, w_gate, cond, hop, w_res, skip_w, skip_b, h1w, h1b, h2w, h2b,
+    def run(seq, first, total, embed, w_gate, cond, hop, exc, w_exc, w_res, skip_w, skip_b, h1w, h1b, h2w, h2b,
             dilations, k, temperature, noise, hist):
         """Fast WaveNet generation in place on ``seq`` (B, total + 1): the operations of
         ``_FastState.step`` and ``_sample`` per step, float32, ring buffers instead of deques."""
@@ -489,6 +572,7 @@ def _compiled_generation():
         r = embed.shape[1]
         g = g2 // 2
         n_frames = cond.shape[1]
+        n_exc = w_exc.shape[1]  # 0 without a pitch excitation
         n_classes = h2w.shape[1]
         s = skip_w.shape[1]
         x = np.empty(r, dtype=np.float32)
@@ -513,6 +597,10 @@ def _compiled_generation():
                     if qlen > 0:
                         hist[layer, t % qlen, b] = x
                     gates[:] = cond[layer, frame, b]
+                    for i in range(n_exc):
+                        v = exc[t, b, i]
+                        for j in range(g2):
+                            gates[j] += v * w_exc[layer, i, j]
                     w = w_gate[layer]
                     for i in range(kr):
                         v = inp[i]
@@ -594,8 +682,13 @@ def _generate_compiled(state: "_FastState", seq: torch.Tensor, first: int, total
     steps = total - first
     noise = (torch.stack([torch.rand(batch, 1, generator=gen, device=seq.device)[:, 0] for _ in range(steps)])
              if temperature != 0 and steps > 0 else torch.zeros(max(steps, 1), batch))
+    if state.exc is not None:
+        exc, w_exc = state.exc, torch.stack(state.exc_w)
+    else:  # no excitation: empty arrays, the kernel's excitation loop runs zero times
+        exc, w_exc = torch.zeros(1, batch, 0), torch.zeros(len(state.layers), 0, w_gate.shape[2])
     seq_np = seq.numpy()  # shares memory: the kernel writes the generated classes into seq
-    run(seq_np, first, total, f32(state.embed), f32(w_gate), f32(cond), state.hop, f32(w_res), f32(state.skip_w),
+    run(seq_np, first, total, f32(state.embed), f32(w_gate), f32(cond), state.hop, f32(exc), f32(w_exc),
+        f32(w_res), f32(state.skip_w),
         f32(state.skip_bias[0]), f32(state.h1w), f32(state.h1b), f32(state.h2w), f32(state.h2b),
         np.asarray(state.dilations, dtype=np.int64), state.k, float(temperature), f32(noise), hist)
     return True
@@ -615,7 +708,8 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
                     instrument: torch.Tensor | Sequence[int] | int | None = None,
                     local: torch.Tensor | None = None, prime: torch.Tensor | None = None,
                     temperature: float = 1.0, seed: int | None = 0, method: str = "fast",
-                    progress: bool = False, threads: int | None = 1) -> torch.Tensor:
+                    progress: bool = False, threads: int | None = 1,
+                    phase: torch.Tensor | None = None) -> torch.Tensor:
     """Generate mu-law classes autoregressively -> ``(batch, n_samples)`` long (the prime excluded).
 
     Args:
@@ -633,6 +727,9 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
         threads: torch intra-op threads while generating on a CPU (restored afterwards). Each step
             multiplies matrices of a few thousand numbers, which extra threads only slow down
             (badly so on a busy machine); ``None`` leaves the setting alone.
+        phase: the excitation's phase track ``(batch, prime + n_samples)`` in radians (a model with
+            ``excitation_harmonics``; default: the steady phase of ``pitch``). A glide or a vibrato is a phase
+            track: the cumulative sum of ``2 pi f0_t / sample_rate``.
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 or None, got {threads}")
@@ -642,7 +739,7 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
         try:
             return generate_tokens(model, n_samples, batch=batch, pitch=pitch, instrument=instrument, local=local,
                                    prime=prime, temperature=temperature, seed=seed, method=method,
-                                   progress=progress, threads=None)
+                                   progress=progress, threads=None, phase=phase)
         finally:
             torch.set_num_threads(before)
     if method not in ("fast", "naive"):
@@ -652,7 +749,7 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     cfg, dev = model.config, model.device
-    sizes = {int(t.shape[0]) for t in (local, prime) if t is not None}
+    sizes = {int(t.shape[0]) for t in (local, prime, phase) if t is not None}
     if isinstance(pitch, torch.Tensor) and pitch.numel() > 1:
         sizes.add(pitch.numel())
     if batch is not None:
@@ -664,6 +761,7 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
     P = prime.shape[1]
     total = P + n_samples
     g = _global_code(cfg, pitch, instrument, B, dev)
+    exc = model._excitation(pitch, phase, B, total, dev)
     if cfg.local_channels:
         if local is None:
             raise ValueError("the model is conditioned on a local sequence: pass local=(batch, channels, frames)")
@@ -682,11 +780,11 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
     seq[:, 1:P + 1] = prime
     bar = _progress(total, progress, f"WaveNet {method}")
     try:
-        if method == "fast" and _generate_compiled(_FastState(model, B, g, local), seq, P, total, temperature, gen):
+        if method == "fast" and _generate_compiled(_FastState(model, B, g, local, exc), seq, P, total, temperature, gen):
             if bar is not None:  # compiled on the CPU (numba): the same steps without per-operation overhead
                 bar.update(total)
         elif method == "fast":
-            state = _FastState(model, B, g, local)
+            state = _FastState(model, B, g, local, exc)
             for t in range(total):
                 logits = state.step(seq[:, t], t)
                 if t >= P:
@@ -700,7 +798,8 @@ def generate_tokens(model: WaveNet, n_samples: int, *, batch: int | None = None,
                 lo = max(0, t + 1 - rf)
                 window = seq[:, lo:t + 1]
                 c = up[..., lo:t + 1] if up is not None else None
-                logits = model._run(model._embed(window), g, c)[..., -1]
+                e = exc[..., lo:t + 1] if exc is not None else None
+                logits = model._run(model._embed(window), g, c, e)[..., -1]
                 seq[:, t + 1] = _sample(logits, temperature, gen)
                 if bar is not None:
                     bar.update(1 if t > P else P + 1)
@@ -888,6 +987,6 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "WaveNetConfig", "AutoencoderConfig", "WaveNet", "GatedResidualLayer", "WaveNetEncoder", "WaveNetAutoencoder",
-    "audio_to_classes", "classes_to_audio", "pitch_code", "quantize_linear", "receptive_field_by_gradient", "silence_class", "shift_right", "upsample_local",
+    "audio_to_classes", "classes_to_audio", "excitation", "pitch_phase", "pitch_code", "quantize_linear", "receptive_field_by_gradient", "silence_class", "shift_right", "upsample_local",
     "generate_tokens", "generate", "interpolate_latents", "build_model", "model_config_dict", "load_wavenet", "load_pretrained", "count_parameters",
 ]

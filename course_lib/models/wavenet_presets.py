@@ -72,13 +72,15 @@ def _pick(table: dict, name: str, what: str):
     return table[name]
 
 
-def wavenet_preset(name: str, n_pitches: int = 0, n_instruments: int = 0, pitch_sigma: float = 0.0) -> WaveNetConfig:
+def wavenet_preset(name: str, n_pitches: int = 0, n_instruments: int = 0, pitch_sigma: float = 0.0,
+                   excitation_harmonics: int = 0) -> WaveNetConfig:
     """The WaveNet config of preset ``name``, optionally with global pitch / instrument conditioning
-    (``pitch_sigma``: the pitch code's width in semitones, 0 = one-hot; see :class:`WaveNetConfig`)."""
+    (``pitch_sigma``: the pitch code's width in semitones, 0 = one-hot; ``excitation_harmonics``: harmonics of
+    the per-sample pitch excitation, 0 = none; see :class:`WaveNetConfig`)."""
     from dataclasses import replace
 
     return replace(_pick(WAVENET_PRESETS, name, "WaveNet"), n_pitches=n_pitches, n_instruments=n_instruments,
-                   pitch_sigma=pitch_sigma)
+                   pitch_sigma=pitch_sigma, excitation_harmonics=excitation_harmonics)
 
 
 def autoencoder_preset(name: str) -> AutoencoderConfig:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.audio import mu_law_encode
 from course_lib.data.note_data import LESSON_DATA, NoteData, sine_note_data, synthetic_note_data
 from course_lib.models.wavenet import WaveNet, WaveNetAutoencoder, audio_to_classes, build_model, model_config_dict
 from course_lib.models.wavenet_presets import TrainPreset, autoencoder_preset, train_preset, wavenet_preset
@@ -38,14 +39,44 @@ Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
 
 
+def note_clocks(data: NoteData, search_cents: float = 60.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each note's own clock: the frequency (Hz) and phase (radians at the onset) of its fundamental ->
+    ``(f0 (N,), phase (N,))``, so that the fundamental is close to ``a cos(2 pi f0 n / sr + phase)`` at sample ``n``.
+
+    Found as the peak of the note's discrete-time Fourier transform within ``search_cents`` of its MIDI pitch
+    (1-cent grid, then 0.02 cents around the best), the phase as that peak's angle. A pitched WaveNet trained with
+    these phase tracks (:func:`random_crops` ``clocks``) learns to play in phase with its excitation.
+    """
+    x = data.audio.double().cpu()
+    n = torch.arange(x.shape[1], dtype=torch.float64)
+    nominal = 440.0 * 2.0 ** ((data.pitch.double().cpu() - 69.0) / 12.0)
+
+    def peak(centre: torch.Tensor, cents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = centre.view(-1, 1) * 2.0 ** (cents.view(1, -1) / 1200.0)  # (N, K) Hz
+        best_f, best_c = torch.empty(len(x), dtype=torch.float64), torch.empty(len(x), dtype=torch.complex128)
+        for i in range(len(x)):  # one note at a time: (K, samples) at most
+            basis = torch.exp(-2j * math.pi * freqs[i].view(-1, 1) * n.view(1, -1) / data.sr)
+            coeff = basis @ x[i].to(torch.complex128)
+            k = int(coeff.abs().argmax())
+            best_f[i], best_c[i] = freqs[i, k], coeff[k]
+        return best_f, best_c
+
+    coarse, _ = peak(nominal, torch.arange(-search_cents, search_cents + 0.5, 1.0, dtype=torch.float64))
+    f0, coeff = peak(coarse, torch.arange(-1.0, 1.01, 0.02, dtype=torch.float64))
+    return f0.float(), torch.angle(coeff).float()
+
+
 def random_crops(data: NoteData, batch: int, length: int, generator: torch.Generator, lead_in: int = 0,
-                 device: Device = None, pitch_shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 device: Device = None, pitch_shift: float = 0.0,
+                 clocks: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
     """``batch`` random crops ``(batch, length)`` of random notes -> (audio, pitch ``(batch,)``, instrument ``(batch,)``).
 
     A crop starts anywhere from ``lead_in`` samples before the onset (zero-padded) to the note's end minus ``length``.
     ``pitch_shift`` > 0 (semitones): each crop is also resampled by a random ``u`` in ``[-pitch_shift, pitch_shift]``
     semitones (read at a step of ``2 ** (u / 12)`` samples, linear interpolation) and its pitch is returned as the
     real number ``pitch + u`` (float), for a model with a Gaussian pitch code.
+    ``clocks`` (:func:`note_clocks` of ``data``): a fourth item, each crop's phase track ``(batch, length)`` in
+    radians, ``phase + 2 pi f0 m / sr`` at the note's sample ``m`` that each crop sample reads (no extra draws).
     """
     n, samples = data.audio.shape
     if length < 2:
@@ -58,34 +89,59 @@ def random_crops(data: NoteData, batch: int, length: int, generator: torch.Gener
     idx = torch.randint(0, n, (batch,), generator=generator)
     start = torch.randint(0, last + 1, (batch,), generator=generator)
     dev = device if device is not None else data.audio.device
+
+    def with_phase(items: tuple, pos: torch.Tensor) -> tuple:
+        if clocks is None:
+            return items
+        f0, phase0 = (c.double().cpu()[idx].unsqueeze(1) for c in clocks)
+        track = phase0 + 2 * math.pi * f0 * (pos.double() - lead_in) / data.sr  # note sample 0 = the onset
+        return (*items, torch.remainder(track, 2 * math.pi).float().to(dev))
+
     if pitch_shift == 0:
-        rows = padded[idx.unsqueeze(1), start.unsqueeze(1) + torch.arange(length).unsqueeze(0)]
-        return rows.to(dev), data.pitch[idx].to(dev), data.instrument[idx].to(dev)
+        pos = start.unsqueeze(1) + torch.arange(length).unsqueeze(0)
+        rows = padded[idx.unsqueeze(1), pos]
+        return with_phase((rows.to(dev), data.pitch[idx].to(dev), data.instrument[idx].to(dev)), pos)
     shift = (torch.rand(batch, generator=generator) * 2 - 1) * pitch_shift
     pos = start.unsqueeze(1) + 2 ** (shift.unsqueeze(1) / 12) * torch.arange(length).unsqueeze(0)  # (batch, length)
     left = pos.floor().long().clamp(max=padded.shape[1] - 2)
     frac = pos - left
     rows = (1 - frac) * padded[idx.unsqueeze(1), left] + frac * padded[idx.unsqueeze(1), left + 1]
-    return rows.to(dev), (data.pitch[idx].float() + shift).to(dev), data.instrument[idx].to(dev)
+    return with_phase((rows.to(dev), (data.pitch[idx].float() + shift).to(dev), data.instrument[idx].to(dev)), pos)
 
 
 def wavenet_crop_loss(model: WaveNet, crops: torch.Tensor, pitch: torch.Tensor | None = None,
-                      instrument: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy (nats/sample) of predicting samples ``1..L-1`` of audio crops ``(batch, L)`` from their past."""
-    classes = audio_to_classes(crops, model.config.n_classes)
+                      instrument: torch.Tensor | None = None, input_noise: torch.Tensor | None = None,
+                      phase: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy (nats/sample) of predicting samples ``1..L-1`` of audio crops ``(batch, L)`` from their past.
+
+    ``input_noise`` ``(batch, L)``: added to the mu-law companded *inputs* only (the targets stay clean), so the
+    network learns to predict from a history as imperfect as its own samples (LPCNet's noise injection).
+    ``phase`` ``(batch, L)``: the excitation's phase track of the crops (a model with ``excitation_harmonics``).
+    """
     cfg = model.config
-    logits = model(classes[:, :-1], pitch if cfg.n_pitches else None, instrument if cfg.n_instruments else None)
+    classes = audio_to_classes(crops, cfg.n_classes)
+    inputs = classes if input_noise is None else noisy_classes(crops, input_noise, cfg.n_classes)
+    logits = model(inputs[:, :-1], pitch if cfg.n_pitches else None, instrument if cfg.n_instruments else None,
+                   phase=None if phase is None else phase[:, 1:])  # output j predicts crop sample j + 1
     return F.cross_entropy(logits, classes[:, 1:])
+
+
+def noisy_classes(audio: torch.Tensor, noise: torch.Tensor, n_classes: int = 256) -> torch.Tensor:
+    """Mu-law classes of ``audio (batch, L)`` after adding ``noise`` (same shape) in the companded domain [-1, 1]."""
+    companded = mu_law_encode(audio, n_classes - 1, quantize=False) + noise
+    return torch.round((companded.clamp(-1, 1) + 1) / 2 * (n_classes - 1)).long()
 
 
 def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = "fast", *, seed: int = 0,
                   checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
-                  progress: bool = True, steps: int | None = None, pitch_shift: float = 0.0) -> TrainHistory:
+                  progress: bool = True, steps: int | None = None, pitch_shift: float = 0.0,
+                  input_noise: float = 0.0) -> TrainHistory:
     """Train a :class:`WaveNet` (next-sample loss) or :class:`WaveNetAutoencoder` (reconstruction loss) on crops of ``data``.
 
     ``steps`` overrides the preset's step count; ``pitch_shift`` (semitones) resamples every crop by a random
     shift and labels it with the shifted, real-valued pitch (:func:`random_crops`; it needs a Gaussian pitch code).
-    The checkpoint stores the model, data and training configs.
+    ``input_noise`` (a WaveNet only): standard deviation of Gaussian noise added to the companded input history
+    (:func:`wavenet_crop_loss`; 1/128 is one mu-law class step). The checkpoint stores the model, data and training configs.
     """
     tp = train_preset(preset) if isinstance(preset, str) else preset
     total = tp.steps if steps is None else int(steps)
@@ -101,15 +157,32 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
         lead_in, length = model.config.receptive_field, tp.crop + 1
 
         def loss_fn(m: nn.Module, batch) -> torch.Tensor:
-            return wavenet_crop_loss(m, *batch)
+            audio, pitch, instrument, phase, noise = batch
+            return wavenet_crop_loss(m, audio, pitch, instrument, noise, phase)
     else:
         raise ValueError(f"train_wavenet trains a WaveNet or WaveNetAutoencoder, got {type(model).__name__}")
+    if input_noise and not isinstance(model, WaveNet):
+        raise ValueError("input_noise is for a WaveNet's next-sample loss, not an autoencoder")
+    if not (input_noise >= 0 and math.isfinite(input_noise)):
+        raise ValueError(f"input_noise must be a finite standard deviation >= 0, got {input_noise}")
     if pitch_shift and not getattr(model.config, "pitch_sigma", 0):
         raise ValueError("pitch_shift labels crops with real-valued pitches: it needs a model with pitch_sigma > 0")
     config = {"model": model_config_dict(model), "data": {**data.description, "hash": data.content_hash()},
               "train": {**tp.to_dict(), "steps": total, "seed": seed,
-                        **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {})}}
-    return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift),
+                        **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {}),
+                        **({"input_noise": input_noise} if input_noise else {})}}
+
+    clocks = note_clocks(data) if getattr(model.config, "excitation_harmonics", 0) else None
+
+    def batch_fn(step: int, g: torch.Generator):
+        if isinstance(model, WaveNetAutoencoder):
+            return random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift)
+        audio, pitch, instrument, *phase = random_crops(data, tp.batch_size, length, g, lead_in, device,
+                                                        pitch_shift, clocks)
+        noise = (torch.randn(audio.shape, generator=g) * input_noise).to(audio.device) if input_noise else None
+        return audio, pitch, instrument, (phase[0] if phase else None), noise
+
+    return fit(model, opt, batch_fn,
                loss_fn, total, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                resume=resume, config=config, progress=progress, desc=type(model).__name__,
                lr_schedule=None if tp.lr_final is None else (lambda step: tp.lr_at(step, total)))
@@ -148,6 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pitch-shift", type=float, default=0.0,
                    help="resample each training crop by a random shift of up to this many semitones, labelled with "
                         "the shifted pitch (needs --pitch-sigma > 0)")
+    p.add_argument("--excitation-harmonics", type=int, default=0,
+                   help="add a per-sample pitch excitation with this many harmonics (sines and cosines of the note's "
+                        "f0: the pitch arrives as a period; needs --pitch); 0 = none")
+    p.add_argument("--input-noise", type=float, default=0.0,
+                   help="Gaussian noise (standard deviation, companded units; 1/128 = one mu-law step) added to the "
+                        "input history of every crop, not to the targets (WaveNet only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", required=True, help="shipped weights (.pt, no optimizer state); a .json data card beside it")
@@ -162,10 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model == "autoencoder":
         model = build_model(autoencoder_preset(args.preset), device=device)
     else:
-        if args.pitch_sigma and not args.pitch:
-            raise SystemExit("--pitch-sigma needs --pitch (it shapes the pitch conditioning)")
+        if (args.pitch_sigma or args.excitation_harmonics) and not args.pitch:
+            raise SystemExit("--pitch-sigma and --excitation-harmonics need --pitch (they shape the pitch conditioning)")
         model = build_model(wavenet_preset(args.preset, n_pitches=128 if args.pitch else 0,
-                                           pitch_sigma=args.pitch_sigma), device=device)
+                                           pitch_sigma=args.pitch_sigma,
+                                           excitation_harmonics=args.excitation_harmonics), device=device)
     out = Path(args.out)
     work = Path(args.work) / out.name
     tp = train_preset(args.preset)
@@ -175,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      tp.lr_final if args.lr_final is None else args.lr_final)
     start = time.perf_counter()
     hist = train_wavenet(model, data, tp, seed=args.seed, checkpoint=work, checkpoint_every=100,
-                         resume=not args.no_resume, pitch_shift=args.pitch_shift)
+                         resume=not args.no_resume, pitch_shift=args.pitch_shift,
+                         input_noise=args.input_noise)
     ckpt = load_checkpoint(work)
     save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss})
     cmd = "python -m course_lib.train.wavenet " + " ".join(argv if argv is not None else sys.argv[1:])
