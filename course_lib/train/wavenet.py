@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.audio import mu_law_encode
 from course_lib.data.note_data import LESSON_DATA, NoteData, sine_note_data, synthetic_note_data
 from course_lib.models.wavenet import WaveNet, WaveNetAutoencoder, audio_to_classes, build_model, model_config_dict
 from course_lib.models.wavenet_presets import TrainPreset, autoencoder_preset, train_preset, wavenet_preset
@@ -110,38 +109,25 @@ def random_crops(data: NoteData, batch: int, length: int, generator: torch.Gener
 
 
 def wavenet_crop_loss(model: WaveNet, crops: torch.Tensor, pitch: torch.Tensor | None = None,
-                      instrument: torch.Tensor | None = None, input_noise: torch.Tensor | None = None,
-                      phase: torch.Tensor | None = None) -> torch.Tensor:
+                      instrument: torch.Tensor | None = None, phase: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy (nats/sample) of predicting samples ``1..L-1`` of audio crops ``(batch, L)`` from their past.
 
-    ``input_noise`` ``(batch, L)``: added to the mu-law companded *inputs* only (the targets stay clean), so the
-    network learns to predict from a history as imperfect as its own samples (LPCNet's noise injection).
     ``phase`` ``(batch, L)``: the excitation's phase track of the crops (a model with ``excitation_harmonics``).
     """
     cfg = model.config
     classes = audio_to_classes(crops, cfg.n_classes)
-    inputs = classes if input_noise is None else noisy_classes(crops, input_noise, cfg.n_classes)
-    logits = model(inputs[:, :-1], pitch if cfg.n_pitches else None, instrument if cfg.n_instruments else None,
+    logits = model(classes[:, :-1], pitch if cfg.n_pitches else None, instrument if cfg.n_instruments else None,
                    phase=None if phase is None else phase[:, 1:])  # output j predicts crop sample j + 1
     return F.cross_entropy(logits, classes[:, 1:])
 
 
-def noisy_classes(audio: torch.Tensor, noise: torch.Tensor, n_classes: int = 256) -> torch.Tensor:
-    """Mu-law classes of ``audio (batch, L)`` after adding ``noise`` (same shape) in the companded domain [-1, 1]."""
-    companded = mu_law_encode(audio, n_classes - 1, quantize=False) + noise
-    return torch.round((companded.clamp(-1, 1) + 1) / 2 * (n_classes - 1)).long()
-
-
 def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = "fast", *, seed: int = 0,
                   checkpoint: PathLike | None = None, checkpoint_every: int = 0, resume: bool = True,
-                  progress: bool = True, steps: int | None = None, pitch_shift: float = 0.0,
-                  input_noise: float = 0.0) -> TrainHistory:
+                  progress: bool = True, steps: int | None = None, pitch_shift: float = 0.0) -> TrainHistory:
     """Train a :class:`WaveNet` (next-sample loss) or :class:`WaveNetAutoencoder` (reconstruction loss) on crops of ``data``.
 
     ``steps`` overrides the preset's step count; ``pitch_shift`` (semitones) resamples every crop by a random
-    shift and labels it with the shifted, real-valued pitch (:func:`random_crops`; it needs a Gaussian pitch code).
-    ``input_noise`` (a WaveNet only): standard deviation of Gaussian noise added to the companded input history
-    (:func:`wavenet_crop_loss`; 1/128 is one mu-law class step). The checkpoint stores the model, data and training configs.
+    shift and labels it with the shifted, real-valued pitch (:func:`random_crops`; it needs a Gaussian pitch code). The checkpoint stores the model, data and training configs.
     """
     tp = train_preset(preset) if isinstance(preset, str) else preset
     total = tp.steps if steps is None else int(steps)
@@ -157,32 +143,19 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
         lead_in, length = model.config.receptive_field, tp.crop + 1
 
         def loss_fn(m: nn.Module, batch) -> torch.Tensor:
-            audio, pitch, instrument, phase, noise = batch
-            return wavenet_crop_loss(m, audio, pitch, instrument, noise, phase)
+            return wavenet_crop_loss(m, *batch)
     else:
         raise ValueError(f"train_wavenet trains a WaveNet or WaveNetAutoencoder, got {type(model).__name__}")
-    if input_noise and not isinstance(model, WaveNet):
-        raise ValueError("input_noise is for a WaveNet's next-sample loss, not an autoencoder")
-    if not (input_noise >= 0 and math.isfinite(input_noise)):
-        raise ValueError(f"input_noise must be a finite standard deviation >= 0, got {input_noise}")
     if pitch_shift and not getattr(model.config, "pitch_sigma", 0):
         raise ValueError("pitch_shift labels crops with real-valued pitches: it needs a model with pitch_sigma > 0")
     config = {"model": model_config_dict(model), "data": {**data.description, "hash": data.content_hash()},
               "train": {**tp.to_dict(), "steps": total, "seed": seed,
-                        **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {}),
-                        **({"input_noise": input_noise} if input_noise else {})}}
+                        **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {})}}
 
     clocks = note_clocks(data) if getattr(model.config, "excitation_harmonics", 0) else None
 
-    def batch_fn(step: int, g: torch.Generator):
-        if isinstance(model, WaveNetAutoencoder):
-            return random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift)
-        audio, pitch, instrument, *phase = random_crops(data, tp.batch_size, length, g, lead_in, device,
-                                                        pitch_shift, clocks)
-        noise = (torch.randn(audio.shape, generator=g) * input_noise).to(audio.device) if input_noise else None
-        return audio, pitch, instrument, (phase[0] if phase else None), noise
-
-    return fit(model, opt, batch_fn,
+    return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift,
+                                                       clocks),
                loss_fn, total, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                resume=resume, config=config, progress=progress, desc=type(model).__name__,
                lr_schedule=None if tp.lr_final is None else (lambda step: tp.lr_at(step, total)))
@@ -224,9 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--excitation-harmonics", type=int, default=0,
                    help="add a per-sample pitch excitation with this many harmonics (sines and cosines of the note's "
                         "f0: the pitch arrives as a period; needs --pitch); 0 = none")
-    p.add_argument("--input-noise", type=float, default=0.0,
-                   help="Gaussian noise (standard deviation, companded units; 1/128 = one mu-law step) added to the "
-                        "input history of every crop, not to the targets (WaveNet only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", required=True, help="shipped weights (.pt, no optimizer state); a .json data card beside it")
@@ -255,8 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      tp.lr_final if args.lr_final is None else args.lr_final)
     start = time.perf_counter()
     hist = train_wavenet(model, data, tp, seed=args.seed, checkpoint=work, checkpoint_every=100,
-                         resume=not args.no_resume, pitch_shift=args.pitch_shift,
-                         input_noise=args.input_noise)
+                         resume=not args.no_resume, pitch_shift=args.pitch_shift)
     ckpt = load_checkpoint(work)
     save_checkpoint(out, model, None, hist.step, ckpt["config"], {"loss": hist.loss})
     cmd = "python -m course_lib.train.wavenet " + " ".join(argv if argv is not None else sys.argv[1:])
