@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.models.wavenet import (WaveNet, WaveNetConfig, build_model, excitation, generate, generate_tokens,
-                                       pitch_phase)
+from course_lib.models.wavenet import (AutoencoderConfig, WaveNet, WaveNetAutoencoder, WaveNetConfig, build_model,
+                                       excitation, generate, generate_tokens, pitch_phase)
 from course_lib.models.wavenet_presets import TrainPreset
 from course_lib.train.wavenet import NoteData, note_clocks, random_crops, train_wavenet
 
@@ -122,6 +122,24 @@ def test_an_excited_wavenet_plays_pitches_it_never_heard():
     for midi in (62.0, 58.5, 52.0, 70.0):  # between the training pitches, a quarter tone, below and above them
         y = generate(model, 6000, pitch=midi, temperature=0.7, seed=1)[0].numpy()
         f, voiced, _ = librosa.pyin(y, fmin=100, fmax=1000, sr=SR, frame_length=1024)
+        assert voiced.mean() > 0.8, f"MIDI {midi}: {voiced.mean():.2f} of the frames voiced"
+        cents = 1200 * math.log2(np.nanmedian(f[voiced]) / _hz(midi))
+        assert abs(cents) < 50, f"MIDI {midi}: {cents:.0f} cents off"
+
+
+def test_an_autoencoder_with_an_excited_decoder_reconstructs_notes_at_pitches_it_never_heard():
+    torch.manual_seed(0)
+    decoder = WaveNetConfig(residual_channels=16, gate_channels=16, skip_channels=32, layers_per_cycle=6, cycles=1,
+                            n_pitches=128, pitch_sigma=1.0, excitation_harmonics=2)
+    model = WaveNetAutoencoder(AutoencoderConfig(encoder_channels=8, encoder_layers_per_cycle=4, encoder_cycles=1,
+                                                 latent_channels=2, hop=64, decoder=decoder))
+    hist = train_wavenet(model, _harmonic_notes([55, 60, 64, 67]),
+                         TrainPreset(steps=400, batch_size=8, crop=256, lr=1e-2, lr_final=1e-4), seed=0, progress=False)
+    assert hist.smoothed(20) < 0.25 * hist.loss[0]
+    notes = _harmonic_notes([62, 52, 70])  # between, below and above the training pitches
+    recon = model.reconstruct(notes.audio, pitch=notes.pitch.float(), temperature=0.7, seed=1)
+    for midi, y in zip(notes.pitch.tolist(), recon):
+        f, voiced, _ = librosa.pyin(y.numpy(), fmin=100, fmax=1000, sr=SR, frame_length=1024)
         assert voiced.mean() > 0.8, f"MIDI {midi}: {voiced.mean():.2f} of the frames voiced"
         cents = 1200 * math.log2(np.nanmedian(f[voiced]) / _hz(midi))
         assert abs(cents) < 50, f"MIDI {midi}: {cents:.0f} cents off"

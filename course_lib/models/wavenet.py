@@ -864,17 +864,20 @@ class WaveNetAutoencoder(nn.Module):
         """Audio ``(batch, samples)`` -> latents ``(batch, latent_channels, frames)``, one frame per ``hop`` samples."""
         return self.encoder(audio)
 
-    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced logits ``(batch, n_classes, samples)`` for every sample of ``audio (batch, samples)``."""
+    def forward(self, audio: torch.Tensor, pitch: torch.Tensor | None = None,
+                phase: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits ``(batch, n_classes, samples)`` for every sample of ``audio (batch, samples)``
+        (``phase``: the decoder's excitation phase track ``(batch, samples)``, if it has an excitation)."""
         z = self.encode(audio)
         classes = audio_to_classes(audio, self.config.decoder.n_classes)
         inp = shift_right(classes, silence_class(self.config.decoder.n_classes))
-        return self.decoder(inp, pitch, None, upsample_local(z, self.config.hop, audio.shape[-1]))
+        return self.decoder(inp, pitch, None, upsample_local(z, self.config.hop, audio.shape[-1]), phase)
 
-    def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, audio: torch.Tensor, pitch: torch.Tensor | None = None,
+             phase: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy (nats per sample) of reconstructing ``audio (batch, samples)`` through the latents."""
         classes = audio_to_classes(audio, self.config.decoder.n_classes)
-        return F.cross_entropy(self(audio, pitch), classes)
+        return F.cross_entropy(self(audio, pitch, phase), classes)
 
     def decode(self, latents: torch.Tensor, pitch: torch.Tensor | Sequence[int] | int | None = None,
                n_samples: int | None = None, **generate_kw) -> torch.Tensor:

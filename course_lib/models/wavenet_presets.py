@@ -83,12 +83,13 @@ def wavenet_preset(name: str, n_pitches: int = 0, n_instruments: int = 0, pitch_
                    pitch_sigma=pitch_sigma, excitation_harmonics=excitation_harmonics)
 
 
-def autoencoder_preset(name: str) -> AutoencoderConfig:
-    """The NSynth-autoencoder config of preset ``name`` (decoder conditioned on 128 MIDI pitches)."""
+def autoencoder_preset(name: str, excitation_harmonics: int = 0) -> AutoencoderConfig:
+    """The NSynth-autoencoder config of preset ``name`` (decoder conditioned on 128 MIDI pitches, and on a pitch
+    excitation of ``excitation_harmonics`` harmonics if > 0)."""
     from dataclasses import replace
 
     cfg = _pick(AUTOENCODER_PRESETS, name, "autoencoder")
-    return replace(cfg, decoder=replace(cfg.decoder, n_pitches=128))
+    return replace(cfg, decoder=replace(cfg.decoder, n_pitches=128, excitation_harmonics=excitation_harmonics))
 
 
 def train_preset(name: str) -> TrainPreset:

@@ -137,8 +137,8 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
         lead_in, length = model.config.decoder.receptive_field, tp.crop
 
         def loss_fn(m: nn.Module, batch) -> torch.Tensor:
-            audio, pitch, _ = batch
-            return m.loss(audio, pitch)
+            audio, pitch, _, *phase = batch
+            return m.loss(audio, pitch, phase[0] if phase else None)
     elif isinstance(model, WaveNet):
         lead_in, length = model.config.receptive_field, tp.crop + 1
 
@@ -152,7 +152,8 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
               "train": {**tp.to_dict(), "steps": total, "seed": seed,
                         **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {})}}
 
-    clocks = note_clocks(data) if getattr(model.config, "excitation_harmonics", 0) else None
+    decoder = model.decoder if isinstance(model, WaveNetAutoencoder) else model
+    clocks = note_clocks(data) if decoder.config.excitation_harmonics else None
 
     return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift,
                                                        clocks),
@@ -196,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "the shifted pitch (needs --pitch-sigma > 0)")
     p.add_argument("--excitation-harmonics", type=int, default=0,
                    help="add a per-sample pitch excitation with this many harmonics (sines and cosines of the note's "
-                        "f0: the pitch arrives as a period; needs --pitch); 0 = none")
+                        "f0: the pitch arrives as a period; a WaveNet needs --pitch, an autoencoder's decoder has "
+                        "it); 0 = none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--out", required=True, help="shipped weights (.pt, no optimizer state); a .json data card beside it")
@@ -209,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = pick_device(args.device)
     data = synthetic_note_data(**LESSON_DATA, seed=args.data_seed)
     if args.model == "autoencoder":
-        model = build_model(autoencoder_preset(args.preset), device=device)
+        model = build_model(autoencoder_preset(args.preset, excitation_harmonics=args.excitation_harmonics),
+                            device=device)
     else:
         if (args.pitch_sigma or args.excitation_harmonics) and not args.pitch:
             raise SystemExit("--pitch-sigma and --excitation-harmonics need --pitch (they shape the pitch conditioning)")
