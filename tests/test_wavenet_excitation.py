@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from course_lib.models.wavenet import (AutoencoderConfig, WaveNet, WaveNetAutoencoder, WaveNetConfig, build_model,
-                                       excitation, generate, generate_tokens, pitch_phase)
+                                       excitation, generate, generate_tokens, phase_of_f0, pitch_phase)
+from course_lib.models.wavenet_eval import contour_cents_error
 from course_lib.models.wavenet_presets import TrainPreset
 from course_lib.train.wavenet import NoteData, note_clocks, random_crops, train_wavenet
 
@@ -125,6 +126,24 @@ def test_an_excited_wavenet_plays_pitches_it_never_heard():
         assert voiced.mean() > 0.8, f"MIDI {midi}: {voiced.mean():.2f} of the frames voiced"
         cents = 1200 * math.log2(np.nanmedian(f[voiced]) / _hz(midi))
         assert abs(cents) < 50, f"MIDI {midi}: {cents:.0f} cents off"
+    # and a glide it never heard: MIDI 55 -> 67 in half a second, as a phase track
+    contour = torch.tensor([_hz(m) for m in np.linspace(55, 67, 8000)])
+    y = generate(model, 8000, pitch=61.0, phase=phase_of_f0(contour.view(1, -1), SR), temperature=0.7, seed=1)[0]
+    glide = contour_cents_error(y, contour, SR)
+    assert glide["voiced_fraction"] > 0.8 and glide["median_abs_cents"] < 25, glide["cents"]
+
+
+def test_phase_of_a_steady_contour_is_the_pitch_phase_and_a_contour_check_measures_cents():
+    steady = phase_of_f0(torch.full((1, 5000), _hz(60.3)), SR)
+    wrapped = torch.remainder(steady - pitch_phase(torch.tensor([60.3]), 5000, SR) + math.pi, 2 * math.pi) - math.pi
+    assert wrapped.abs().max() < 1e-3
+    # a sine 30 cents above a glide's target reads as +30 cents on every voiced frame
+    target = torch.tensor([_hz(m) for m in np.linspace(57, 64, 12000)])
+    sung = torch.sin(phase_of_f0(target.view(1, -1) * 2 ** (30 / 1200), SR))[0] * 0.5
+    check = contour_cents_error(sung, target, SR)
+    assert check["voiced_fraction"] > 0.9 and abs(check["median_abs_cents"] - 30) < 6
+    with pytest.raises(ValueError, match="samples"):
+        contour_cents_error(sung, target[:-1], SR)
 
 
 def test_an_autoencoder_with_an_excited_decoder_reconstructs_notes_at_pitches_it_never_heard():

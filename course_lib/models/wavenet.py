@@ -253,6 +253,17 @@ def pitch_phase(pitch: torch.Tensor, samples: int, sample_rate: int) -> torch.Te
     return (torch.remainder(f0 * t / sample_rate, 1.0) * (2 * math.pi)).float()
 
 
+def phase_of_f0(f0_hz: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Phase track ``(batch, samples)`` in radians of a frequency contour ``f0_hz (batch, samples)`` (Hz per sample):
+    the running sum of ``2 pi f0 / sample_rate``, 0 at sample 0 (wrapped to [0, 2 pi)). A glide or a vibrato for a
+    model with a pitch excitation (``generate_tokens(..., phase=)``)."""
+    if f0_hz.ndim != 2:
+        raise ValueError(f"f0_hz must be (batch, samples) Hz, got shape {tuple(f0_hz.shape)}")
+    steps = torch.remainder(f0_hz.double() / sample_rate, 1.0)
+    cycles = torch.remainder(torch.cumsum(steps, dim=-1) - steps[:, :1], 1.0)  # phase 0 at sample 0
+    return (cycles * (2 * math.pi)).float()
+
+
 def excitation(phase: torch.Tensor, harmonics: int) -> torch.Tensor:
     """Pitch excitation ``(batch, 2 * harmonics, samples)`` of a phase track ``(batch, samples)`` (radians).
 
@@ -990,6 +1001,6 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "WaveNetConfig", "AutoencoderConfig", "WaveNet", "GatedResidualLayer", "WaveNetEncoder", "WaveNetAutoencoder",
-    "audio_to_classes", "classes_to_audio", "excitation", "pitch_phase", "pitch_code", "quantize_linear", "receptive_field_by_gradient", "silence_class", "shift_right", "upsample_local",
+    "audio_to_classes", "classes_to_audio", "excitation", "phase_of_f0", "pitch_phase", "pitch_code", "quantize_linear", "receptive_field_by_gradient", "silence_class", "shift_right", "upsample_local",
     "generate_tokens", "generate", "interpolate_latents", "build_model", "model_config_dict", "load_wavenet", "load_pretrained", "count_parameters",
 ]

@@ -93,15 +93,46 @@ def summarize(checks: Sequence[PitchCheck], tolerance_cents: float = 50.0) -> di
                               (None if isinstance(v, float) else v)) for k, v in asdict(c).items()} for c in checks]}
 
 
+def contour_cents_error(audio: torch.Tensor | np.ndarray, target_hz: torch.Tensor | np.ndarray, sr: int = DEFAULT_SR,
+                        hop: int = 256, fmin: float = 50.0, fmax: float = 2000.0) -> dict:
+    """How closely a clip ``(samples,)`` follows a pitch contour ``target_hz (samples,)`` (a glide, a vibrato).
+
+    pYIN f0 every ``hop`` samples against the target at each frame's centre -> ``{"times_s", "measured_hz",
+    "target_hz", "cents", "voiced_fraction", "median_abs_cents"}`` (numpy arrays per frame; ``cents`` is nan on
+    unvoiced frames, the median is over voiced frames, nan when none is voiced).
+    """
+    import librosa
+
+    x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    target = target_hz.detach().cpu().numpy() if isinstance(target_hz, torch.Tensor) else np.asarray(target_hz)
+    x, target = x.reshape(-1).astype(np.float32), target.reshape(-1).astype(np.float64)
+    if x.shape != target.shape:
+        raise ValueError(f"audio has {x.size} samples but the target contour {target.size}")
+    f0, voiced, _ = librosa.pyin(x, fmin=fmin, fmax=fmax, sr=sr, frame_length=1024, hop_length=hop)
+    centres = np.clip(np.arange(len(f0)) * hop, 0, x.size - 1)  # librosa centres frame i on sample i * hop
+    want = target[centres]
+    cents = np.where(voiced, 1200 * np.log2(np.where(voiced, f0, 1.0) / want), np.nan)
+    return {"times_s": centres / sr, "measured_hz": f0, "target_hz": want, "cents": cents,
+            "voiced_fraction": float(voiced.mean()),
+            "median_abs_cents": float(np.median(np.abs(cents[voiced]))) if voiced.any() else float("nan")}
+
+
 CARD_PITCHES = (48, 53, 55, 57, 60, 65, 69, 72)
 """The MIDI pitches a data card's pitch check asks for: all in the lesson's training notes, from each of its
 four instruments (the lesson data plays 24 of the 37 pitches in MIDI 48-84; a one-hot pitch never seen in
 training keeps its random embedding and gets no note)."""
 
 
-def card_pitch_check(model: torch.nn.Module, seed: int = 1, temperature: float = 1.0) -> dict:
-    """The pitch check stored in a pitch-conditioned WaveNet's data card: :data:`CARD_PITCHES`, 0.5 s each."""
-    checks, _ = check_generated_pitch(model, CARD_PITCHES, seconds=0.5, temperature=temperature, seed=seed)
+UNSEEN_PITCHES = (50, 52, 56, 58, 62, 64, 68, 70)
+"""Pitches inside the lesson data's range (MIDI 48-84) that none of its notes plays: what a model that generalises
+over pitch (a Gaussian pitch code, a pitch excitation) plays when asked for a note it never heard."""
+
+
+def card_pitch_check(model: torch.nn.Module, seed: int = 1, temperature: float = 1.0,
+                     pitches: Sequence[int] = CARD_PITCHES) -> dict:
+    """The pitch check stored in a pitch-conditioned WaveNet's data card: ``pitches`` (default
+    :data:`CARD_PITCHES`), 0.5 s each."""
+    checks, _ = check_generated_pitch(model, pitches, seconds=0.5, temperature=temperature, seed=seed)
     return {"how": f"0.5 s per pitch after a 5 ms pluck prime, temperature {temperature}, seed {seed}; "
                    "median pYIN f0 of the voiced frames (course_lib.models.wavenet_eval)",
             **summarize(checks)}
@@ -152,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              "an autoencoder (updates the checkpoint's .json card).")
     ap.add_argument("checkpoint")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--other-seeds", type=int, nargs="*", default=[2],
+    ap.add_argument("--other-seeds", type=int, nargs="*", default=[2, 3, 4, 5, 6],
                     help="also run the pitch check with these sampling seeds (stored as pitch_check_other_seeds)")
     ap.add_argument("--temperature", type=float, default=1.0)
     args = ap.parse_args(argv)
@@ -177,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "cents_error": {str(n["midi"]): n["cents_error"] for n in other["per_note"]}}
             summary += f"; seed {seed}: {other['within_tolerance']}/{other['notes']}"
         card["pitch_check_other_seeds"] = others
+        if getattr(model.config, "pitch_sigma", 0) > 0:  # a code for any pitch: ask for the ones never heard
+            unseen = card_pitch_check(model, args.seed, args.temperature, UNSEEN_PITCHES)
+            card["unseen_pitch_check"] = unseen
+            summary += f"; pitches never heard: {unseen['within_tolerance']}/{unseen['notes']}"
     else:
         raise SystemExit(f"{args.checkpoint}: neither a pitch-conditioned WaveNet nor an autoencoder")
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
