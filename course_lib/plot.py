@@ -159,6 +159,28 @@ def training_history(loss: Sequence[float], ax=None, title: str = "training loss
     return fig, ax
 
 
+def f0_contour(times_s, measured_hz, target_hz, ax=None, title: str | None = "pitch: asked for and played"):
+    """A pitch contour asked for (line) against the one measured (dots; nan = unvoiced), in Hz on a log axis, with
+    the target's MIDI notes as ticks on the right -> ``(fig, ax)``. Takes the arrays of
+    ``course_lib.models.wavenet_eval.contour_cents_error``."""
+    t, got, want = (np.asarray(v, dtype=float) for v in (times_s, measured_hz, target_hz))
+    fig, ax = _axes(ax, figsize=(7, 2.6))
+    ax.plot(t, want, color="k", lw=1.2, label="asked for")
+    ax.plot(t, got, ".", color="C3", ms=4, label="played (pYIN)")
+    ax.set_yscale("log")
+    ax.set(xlabel="time (s)", ylabel="f0 (Hz)", title=title)
+    lo, hi = np.nanmin(want), np.nanmax(want)
+    midis = np.arange(np.ceil(69 + 12 * np.log2(lo / 440)), np.floor(69 + 12 * np.log2(hi / 440)) + 1)
+    right = ax.twinx()
+    right.set_yscale("log")
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(440 * 2 ** ((midis - 69) / 12), [f"{int(m)}" for m in midis])
+    right.minorticks_off()
+    right.set_ylabel("MIDI")
+    ax.legend(loc="upper left")
+    return fig, ax
+
+
 def show(x, sr: int, title: str, kind: str = "log", zoom_ms: float | None = 20.0, player: bool = True):
     """A clip ``(samples,)`` (or the first of ``(batch, samples)``): its first ``zoom_ms`` ms (``None``: all of it) as
     a waveform beside its spectrogram, drawn now, then an audio player -> ``(fig, (waveform_ax, spectrogram_ax))``."""

@@ -205,3 +205,17 @@ def test_md_table_writes_every_cell_and_refuses_a_ragged_row(monkeypatch):
     assert len(shown) == 1 and shown[0].data.startswith("| set | FAD |")
     with pytest.raises(ValueError, match="row 1 has 1 cells, the header 2"):
         plot.md_table(["set", "FAD"], [["real", 3.1], ["short"]], show=False)
+
+
+def test_f0_contour_draws_target_and_measured_pitch_with_midi_ticks():
+    t = np.linspace(0, 1, 20)
+    want = 440 * 2 ** ((np.linspace(55, 67, 20) - 69) / 12)
+    got = want * 2 ** (10 / 1200)
+    got[3] = np.nan  # an unvoiced frame
+    fig, ax = plot.f0_contour(t, got, want)
+    target_line, played = ax.lines[0], ax.lines[1]
+    np.testing.assert_allclose(target_line.get_ydata(), want)
+    assert np.isnan(played.get_ydata()[3]) and ax.get_yscale() == "log"
+    right = [a for a in fig.axes if a is not ax][0]
+    assert [tk.get_text() for tk in right.get_yticklabels()] == [str(m) for m in range(55, 68)]
+    plt.close(fig)
