@@ -30,6 +30,7 @@ from course_lib.runtime.checkpoint import load_checkpoint
 from course_lib.runtime.device import set_threads
 from course_lib.runtime.model_card import write_model_card
 from course_lib.train.gansynth import pitch_path_curve, training_notes
+from course_lib.train.gansynth_losses import harmonic_mask
 
 PathLike = Union[str, Path]
 
@@ -85,8 +86,7 @@ def harmonic_energy_db(audio: torch.Tensor, midi: Sequence[int] | torch.Tensor, 
     f0 = 440.0 * 2 ** ((torch.as_tensor(midi, dtype=torch.float32).reshape(-1) - 69) / 12)
     if f0.shape[0] != power.shape[0]:
         raise ValueError(f"{f0.shape[0]} pitches for {power.shape[0]} notes")
-    h = f[None, :] / f0[:, None]
-    near = ((h - h.round()).abs() * f0[:, None] < width) & (h.round() >= 1)
+    near = harmonic_mask(f, torch.full_like(f, width), f0)
     return 10 * torch.log10((power * near).sum(1) / (power * ~near).sum(1).clamp_min(1e-20))
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from course_lib.models.gansynth import Discriminator, GANSynthConfig, row_frequencies
 from course_lib.models.gansynth_repr import ImageNormalizer
 
-__all__ = ["discriminator_loss", "generator_loss", "harmonic_ratio_db", "harmonic_loss"]
+__all__ = ["discriminator_loss", "generator_loss", "harmonic_mask", "harmonic_ratio_db", "harmonic_loss"]
 
 
 def _score_grad(d: Discriminator, x: torch.Tensor, stage: int, alpha: float,
@@ -85,6 +85,17 @@ def generator_loss(d: Discriminator, fake: torch.Tensor, pitch: torch.Tensor, cf
     return loss, {"g_loss": loss.item(), "g_adv": adv.item(), "g_aux": aux.item()} | stats
 
 
+def harmonic_mask(row_hz: torch.Tensor, row_width: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    """Which rows lie on a harmonic of each note: ``(batch, rows)`` bool, True where a row's centre ``row_hz (rows,)``
+    is within one row width ``row_width`` (Hz, ``(rows,)`` or a number) of ``k f0`` for some ``k >= 1``
+    (``f0 (batch,)`` Hz)."""
+    f0 = f0.reshape(-1, 1)
+    fc = torch.as_tensor(row_hz, dtype=f0.dtype, device=f0.device).reshape(1, -1)
+    fw = torch.as_tensor(row_width, dtype=f0.dtype, device=f0.device).reshape(1, -1)
+    h = fc / f0
+    return ((h - h.round()).abs() * f0 < fw) & (h.round() >= 1)
+
+
 def harmonic_ratio_db(log_mag: torch.Tensor, f0: torch.Tensor, row_hz: torch.Tensor,
                       row_width: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """How much of each note's power sits on the harmonics of ``f0``, in dB, differentiably.
@@ -95,7 +106,7 @@ def harmonic_ratio_db(log_mag: torch.Tensor, f0: torch.Tensor, row_hz: torch.Ten
         row_hz / row_width: centre frequency and width in Hz of every row ``(rows,)``.
 
     The power ``exp(2 log_mag)`` is averaged over frames; rows whose centre lies within one row width of a
-    harmonic ``k f0`` (k >= 1) are "near" (the mask of ``gansynth_card.harmonic_energy_db``). Returns
+    harmonic ``k f0`` (k >= 1) are "near" (:func:`harmonic_mask`, also ``gansynth_card.harmonic_energy_db``'s). Returns
     ``(ratio_db, flat_db, resolved)``, each ``(batch,)``: ``10 log10(near power / other power)``; what a flat
     spectrum scores, ``10 log10(near rows / other rows)``; and whether the rows resolve the harmonics at all
     (width below ``f0 / 2`` and at least one row off the harmonics). Gradients flow into ``log_mag`` only.
@@ -105,10 +116,8 @@ def harmonic_ratio_db(log_mag: torch.Tensor, f0: torch.Tensor, row_hz: torch.Ten
     f0 = f0.reshape(-1, 1).to(log_mag.dtype)
     if f0.shape[0] != log_mag.shape[0]:
         raise ValueError(f"{f0.shape[0]} fundamentals for a batch of {log_mag.shape[0]} images")
-    fc = row_hz.to(log_mag.device, log_mag.dtype)[None, :]
-    fw = row_width.to(log_mag.device, log_mag.dtype)[None, :]
-    h = fc / f0
-    near = ((h - h.round()).abs() * f0 < fw) & (h.round() >= 1)
+    fw = row_width.to(log_mag.device, log_mag.dtype)
+    near = harmonic_mask(row_hz.to(log_mag.device, log_mag.dtype), fw, f0)
     far = ~near
     # power relative to each note's loudest row keeps exp() in range; the ratio is unchanged
     lp = 2 * log_mag
