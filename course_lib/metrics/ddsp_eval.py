@@ -1,7 +1,7 @@
 """Lesson 07's reconstruction table: DDSP, the spectral autoencoder and Lesson 03's WaveNet autoencoder
 on the same held-out organ notes: :func:`course_lib.train.ddsp.heldout_notes` (pitches no model trained
 on) and :func:`~course_lib.train.ddsp.heldout_velocity_notes` (pitches they all trained on, at velocities
-none did: the fair set for the WaveNet autoencoder, whose one-hot pitch input knows only its training pitches).
+none did: the fair set for a model that knows only its training pitches).
 
 Per note: the multi-scale spectral distance (DDSP's loss, :func:`course_lib.spectral.multiscale_spectral_distance`),
 the log-spectral distance in dB (as in Lesson 03's card, n_fft 512) and the pitch error: pYIN f0 of the
