@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 
@@ -168,6 +169,8 @@ def f0_contour(times_s, measured_hz, target_hz, ax=None, title: str | None = "pi
     ax.plot(t, want, color="k", lw=1.2, label="asked for")
     ax.plot(t, got, ".", color="C3", ms=4, label="played (pYIN)")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 200, not 2 x 10^2
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set(xlabel="time (s)", ylabel="f0 (Hz)", title=title)
     lo, hi = np.nanmin(want), np.nanmax(want)
     midis = np.arange(np.ceil(69 + 12 * np.log2(lo / 440)), np.floor(69 + 12 * np.log2(hi / 440)) + 1)
