@@ -127,7 +127,9 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
     """Train a :class:`WaveNet` (next-sample loss) or :class:`WaveNetAutoencoder` (reconstruction loss) on crops of ``data``.
 
     ``steps`` overrides the preset's step count; ``pitch_shift`` (semitones) resamples every crop by a random
-    shift and labels it with the shifted, real-valued pitch (:func:`random_crops`; it needs a Gaussian pitch code). The checkpoint stores the model, data and training configs.
+    shift and labels it with the shifted, real-valued pitch (:func:`random_crops`; it needs a Gaussian pitch code).
+    A model (or decoder) with a pitch excitation gets each crop's own phase track (:func:`note_clocks`).
+    The checkpoint stores the model, data and training configs.
     """
     tp = train_preset(preset) if isinstance(preset, str) else preset
     total = tp.steps if steps is None else int(steps)
@@ -151,10 +153,8 @@ def train_wavenet(model: nn.Module, data: NoteData, preset: TrainPreset | str = 
     config = {"model": model_config_dict(model), "data": {**data.description, "hash": data.content_hash()},
               "train": {**tp.to_dict(), "steps": total, "seed": seed,
                         **({"pitch_shift_semitones": pitch_shift} if pitch_shift else {})}}
-
     decoder = model.decoder if isinstance(model, WaveNetAutoencoder) else model
-    clocks = note_clocks(data) if decoder.config.excitation_harmonics else None
-
+    clocks = note_clocks(data) if decoder.config.excitation_harmonics else None  # each note's phase, for its crops
     return fit(model, opt, lambda step, g: random_crops(data, tp.batch_size, length, g, lead_in, device, pitch_shift,
                                                        clocks),
                loss_fn, total, seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
