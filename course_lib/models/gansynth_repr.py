@@ -164,6 +164,50 @@ def mel_matrices(cfg: SpecImageConfig, device: torch.device | str | None = None)
     return fwd.to(dev), inv.to(dev)
 
 
+# --------------------------------------------------------------------------- the pitch clock
+
+def harmonic_clock_advance(cfg: SpecImageConfig, f0: torch.Tensor) -> torch.Tensor:
+    """Phase advance per hop (radians) of the harmonic of ``f0`` nearest each row: ``(batch, n_freq)`` float64.
+
+    Row ``k`` (centre ``k sr / n_fft`` Hz) gets harmonic ``h = max(1, round(f_k / f0))`` and advances by
+    ``2 pi h f0 hop / sr`` per frame: the phase ramp a steady note at ``f0`` (Hz, ``(batch,)``) draws in that row.
+    """
+    if cfg.kind not in ("phase", "if"):
+        raise ValueError(f"the pitch clock needs a linear-frequency image (kind 'phase' or 'if'), got {cfg.kind!r}")
+    f0 = torch.as_tensor(f0, dtype=torch.float64).reshape(-1, 1)
+    if f0.numel() and not bool((f0 > 0).all()):
+        raise ValueError(f"fundamental frequencies must be > 0 Hz, got {f0.reshape(-1).tolist()}")
+    fk = torch.arange(cfg.n_freq, dtype=torch.float64, device=f0.device) * cfg.sr / cfg.n_fft
+    harmonic = torch.round(fk / f0).clamp_min(1.0)
+    return 2 * math.pi * harmonic * f0 * cfg.hop / cfg.sr
+
+
+def _wrap_pi(x: torch.Tensor) -> torch.Tensor:
+    return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
+
+
+def pitch_clock_shift(images: torch.Tensor, f0: torch.Tensor, cfg: SpecImageConfig, sign: float = -1.0) -> torch.Tensor:
+    """Channel 1 (phase / pi or IF) of images ``(batch, 2, n_freq, n_frames)`` taken relative to the note's clock.
+
+    ``sign=-1`` subtracts the phase ramp of :func:`harmonic_clock_advance` (frame ``t``: ``t`` advances) from the
+    phase, which for IF means subtracting one advance from every frame but the first (IF's first frame is the
+    phase itself); ``sign=+1`` adds it back (the exact inverse, up to float rounding). Results are wrapped to
+    [-1, 1). A steady note at ``f0`` becomes nearly constant phase / IF near 0 on its harmonics, so a generator
+    that paints the *relative* channel no longer has to invent the pitch's phase ramps. Channel 0 is unchanged.
+    """
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or x.shape[1] != 2 or x.shape[2] != cfg.n_freq:
+        raise ValueError(f"images must be (batch, 2, {cfg.n_freq}, frames), got {tuple(x.shape)}")
+    advance = harmonic_clock_advance(cfg, torch.as_tensor(f0).to(x.device))
+    if advance.shape[0] != x.shape[0]:
+        raise ValueError(f"{advance.shape[0]} pitches for {x.shape[0]} images")
+    t = torch.arange(x.shape[-1], dtype=torch.float64, device=x.device)
+    steps = t if cfg.kind == "phase" else (t > 0).to(torch.float64)
+    ramp = advance.unsqueeze(-1) * steps
+    second = _wrap_pi(x[:, 1].to(torch.float64) * math.pi + sign * ramp) / math.pi
+    return torch.stack([x[:, 0], second.to(x.dtype)], dim=1)
+
+
 # --------------------------------------------------------------------------- the lecture's picture
 
 def phase_views(audio: torch.Tensor, n_fft: int = 1024, hop: int | None = None) -> dict[str, torch.Tensor]:

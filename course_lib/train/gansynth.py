@@ -73,7 +73,8 @@ class GANSynthTrainer:
 
     Args:
         model: the model (its normaliser must be the one the images were made with).
-        images: normalised training images ``(N, 2, n_freq, n_frames)`` (CPU is fine; batches move).
+        images: normalised training images ``(N, 2, n_freq, n_frames)`` (CPU is fine; batches move); with
+            ``cfg.pitch_clock`` the trainer takes them relative to each note's clock (:meth:`GANSynth.working_images`).
         pitches: MIDI pitch of each image ``(N,)``.
         train_cfg: :class:`TrainConfig`. device: where to train (default: the model's).
     """
@@ -90,7 +91,7 @@ class GANSynthTrainer:
             raise ValueError(f"{self.classes.shape[0]} pitches for {images.shape[0]} images")
         self.device = torch.device(device) if device is not None else model._device()
         self.model = model.to(self.device)
-        self.images = images
+        self.images = model.working_images(images, pitches)  # relative to each note's pitch clock if cfg.pitch_clock
         self.tc = train_cfg
         self.g_opt = torch.optim.Adam(model.generator.parameters(), lr=train_cfg.lr, betas=train_cfg.betas)
         self.d_opt = torch.optim.Adam(model.discriminator.parameters(), lr=train_cfg.lr, betas=train_cfg.betas)
@@ -242,7 +243,7 @@ def critic_separation(model: GANSynth, real: torch.Tensor, pitches: Sequence[int
     m = model
     cls = m.midi_to_class(pitches).to(m._device())
     fake = m.generator(z.to(m._device()), cls, m.stage, m.alpha)
-    r = resize_real(real.to(m._device()), m.cfg, m.stage, m.alpha)
+    r = resize_real(m.working_images(real.to(m._device()), pitches), m.cfg, m.stage, m.alpha)
     m.discriminator.eval()
     rs, _ = m.discriminator(r, m.stage, m.alpha, cls)
     fs, _ = m.discriminator(fake, m.stage, m.alpha, cls)
@@ -435,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="weight of the harmonic pitch loss on G's log-magnitude (TrainConfig.harmonic_weight; 0: off)")
     ap.add_argument("--harmonic-target-db", type=float, default=None,
                     help="the harmonic loss's hinge target in dB over a pitch-blind spectrum (default 10)")
+    ap.add_argument("--pitch-clock", action="store_true",
+                    help="G and D work on phase / IF relative to the requested pitch's clock (GANSynthConfig.pitch_clock)")
     ap.add_argument("--log-every", type=int, default=0,
                     help="print the pitch-path statistics (means over the last LOG_EVERY steps) every LOG_EVERY steps")
     ap.add_argument("--generator-only", action="store_true", help="save without the discriminator (to ship)")
@@ -458,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_overrides.update(critic_pitch_comb=True, aux_on_fake=False)
     if args.aux_real_only:
         model_overrides["aux_on_fake"] = False
+    if args.pitch_clock:
+        model_overrides["pitch_clock"] = True
     model, images = build(p, audio, kind=args.kind, high_res=args.high_res, seed=args.seed, **model_overrides)
     trainer = GANSynthTrainer(model, images, pitches, p.train_config(**overrides), device=pick_device(args.device))
     work = None
