@@ -134,3 +134,42 @@ def test_trainer_shows_the_critic_relative_images(clock_model):
     trainer.train(progress=False)
     auc = critic_separation(model, images[:4], midi[:4], model.sample_latents(4, seed=2))
     assert 0.0 <= auc <= 1.0
+
+
+def test_train_takes_model_overrides():
+    """The lesson trains the shipped recipe (clock and harmonic loss) through gs_train.train."""
+    from course_lib.train.gansynth import train
+
+    midi = torch.tensor([40, 52, 64, 76])
+    notes = sawtooth(midi_to_hz(midi.float()), 0.25, SR) * 0.5
+    model, history = train("fast", notes, midi, kind="phase", progress=False, model_overrides={"pitch_clock": True},
+                           steps_per_stage=(1, 1, 1, 1), batch_size=4, harmonic_weight=10.0)
+    assert model.cfg.pitch_clock and model.spec.kind == "phase" and len(history) == 4
+    assert all("g_harm" in h for h in history)  # the harmonic loss ran
+
+
+def test_clock_motion_reads_how_far_a_note_drifts_off_its_clock():
+    """clock_motion (no network): a steady sawtooth at its pitch stays on the clock, in both representations;
+    a semitone off it drifts; the hinge costs nothing below its target and only moves channel 1."""
+    from course_lib.train.gansynth_losses import clock_motion, clock_motion_loss
+
+    midi = torch.tensor([45.0, 64.0])
+    notes = sawtooth(midi_to_hz(midi), 0.5, SR) * 0.5
+    for kind in ("if", "phase"):
+        spec = config_for_duration(0.5, kind, SR, 256, high_res=True)
+        raw = audio_to_image(notes, spec)
+        norm = ImageNormalizer.fit(raw, spec)
+        on = pitch_clock_shift(norm.normalize(raw), midi_to_hz(midi), spec)
+        off = pitch_clock_shift(norm.normalize(raw), midi_to_hz(midi + 1), spec)
+        steady, drift = clock_motion(on, kind, norm), clock_motion(off, kind, norm)
+        assert bool((steady < 0.05).all()) and bool((drift > 3 * steady).all()), (kind, steady, drift)
+        cfg = GANSynthConfig(spec=spec.to_dict(), n_stages=2, channels=(8, 8), pitch_clock=True)
+        loss, stats = clock_motion_loss(on, cfg, norm, target=0.05)
+        assert float(loss) == 0.0 and stats["g_clock_motion"] == pytest.approx(float(steady.mean()), rel=1e-5)
+        x = off.clone().requires_grad_(True)
+        loss, _ = clock_motion_loss(x, cfg, norm, target=0.05)
+        loss.backward()
+        assert float(loss.detach()) > 0 and float(x.grad[:, 0].abs().max()) == 0.0 and float(x.grad[:, 1].abs().max()) > 0
+    plain = GANSynthConfig(spec=spec.to_dict(), n_stages=2, channels=(8, 8))
+    with pytest.raises(ValueError, match="pitch_clock"):
+        clock_motion_loss(on, plain, norm)

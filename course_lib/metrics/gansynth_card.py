@@ -167,7 +167,10 @@ def card_markdown(card: dict, limitations: str = "") -> str:
              f"{card['image_shape'][1]} x {card['image_shape'][2]} (freq x frames); log(|X| + 1e-6) magnitude, "
              "Nyquist bin dropped.",
              f"* **Model**: progressive generator, {c['n_stages']} stages, channels {list(c['channels'])}, latent "
-             f"{c['latent_dim']}, one-hot pitch MIDI {c['pitch_min']}-{c['pitch_min'] + c['n_pitches'] - 1}; "
+             f"{c['latent_dim']}, one-hot pitch MIDI {c['pitch_min']}-{c['pitch_min'] + c['n_pitches'] - 1}"
+             + (", harmonic-comb pitch channels" if c.get("pitch_comb") else "")
+             + (f", {m['kind'] if m['kind'] == 'phase' else 'IF'} painted relative to the pitch clock "
+                "(`GANSynthConfig.pitch_clock`)" if c.get("pitch_clock") else "") + "; "
              f"{card['n_generator_parameters']:,} generator parameters; loss {c['loss']} + auxiliary pitch classifier "
              f"(weight {c['aux_weight']})"
              + (f" + G's harmonic pitch loss (`course_lib.train.gansynth_losses.harmonic_loss`, weight "

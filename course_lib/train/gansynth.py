@@ -49,6 +49,9 @@ class TrainConfig:
             notes onto the harmonics of the requested pitch, read from G's own log-magnitude channel.
         harmonic_target_db: the hinge's target, dB of harmonic excess over a pitch-blind spectrum (the
             training notes: median 14.7 dB, 10 % below 8 dB at full resolution).
+        clock_weight / clock_target: weight and hinge target of
+            :func:`~course_lib.train.gansynth_losses.clock_motion_loss` (not in the paper; needs
+            ``GANSynthConfig.pitch_clock``; 0 leaves it out): pushes G's loud cells to keep to the pitch clock.
     """
 
     steps_per_stage: tuple[int, ...] = (50, 50, 50, 50)
@@ -61,6 +64,8 @@ class TrainConfig:
     max_seconds: float | None = None
     harmonic_weight: float = 0.0
     harmonic_target_db: float = 10.0
+    clock_weight: float = 0.0
+    clock_target: float = 0.05
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -162,7 +167,8 @@ class GANSynthTrainer:
         for p in m.discriminator.parameters():
             p.requires_grad_(False)
         g_loss, g_stats = generator_loss(m.discriminator, m.generator(z, cls, stage, alpha), cls, cfg, stage, alpha,
-                                         self.tc.harmonic_weight, m.normalizer, self.tc.harmonic_target_db)
+                                         self.tc.harmonic_weight, m.normalizer, self.tc.harmonic_target_db,
+                                         self.tc.clock_weight, self.tc.clock_target)
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
@@ -325,12 +331,15 @@ def build(preset: str | Preset, audio: torch.Tensor, kind: str = "if", sr: int =
 
 def train(preset: str | Preset, audio: torch.Tensor, pitches: Sequence[int] | torch.Tensor, kind: str = "if",
           sr: int = DEFAULT_SR, high_res: bool = False, seed: int = 0, device: torch.device | str | None = None,
-          progress: bool = True, out: PathLike | None = None, **train_overrides) -> tuple[GANSynth, list[dict]]:
+          progress: bool = True, out: PathLike | None = None, model_overrides: dict | None = None,
+          **train_overrides) -> tuple[GANSynth, list[dict]]:
     """Build and train a model on notes ``audio`` ``(N, samples)`` with MIDI ``pitches`` ``(N,)``.
 
-    Returns ``(model in eval mode, per-step statistics)``; with ``out`` the model is saved there.
+    ``model_overrides`` change :class:`GANSynthConfig` fields (e.g. ``{"pitch_clock": True}``), ``train_overrides``
+    :class:`TrainConfig` fields (e.g. ``harmonic_weight=10``). Returns ``(model in eval mode, per-step
+    statistics)``; with ``out`` the model is saved there.
     """
-    model, images = build(preset, audio, kind, sr, high_res, seed)
+    model, images = build(preset, audio, kind, sr, high_res, seed, **(model_overrides or {}))
     tc = get_preset(preset).train_config(seed=seed, **train_overrides)
     trainer = GANSynthTrainer(model, images, pitches, tc, device=pick_device(device))
     history = trainer.train(progress=progress)
@@ -438,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="the harmonic loss's hinge target in dB over a pitch-blind spectrum (default 10)")
     ap.add_argument("--pitch-clock", action="store_true",
                     help="G and D work on phase / IF relative to the requested pitch's clock (GANSynthConfig.pitch_clock)")
+    ap.add_argument("--clock-weight", type=float, default=0.0,
+                    help="weight of the clock-motion loss on G's second channel (TrainConfig.clock_weight; needs "
+                         "--pitch-clock; 0: off)")
     ap.add_argument("--log-every", type=int, default=0,
                     help="print the pitch-path statistics (means over the last LOG_EVERY steps) every LOG_EVERY steps")
     ap.add_argument("--generator-only", action="store_true", help="save without the discriminator (to ship)")
@@ -453,6 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["batch_size"] = args.batch_size
     if args.harmonic_weight:
         overrides["harmonic_weight"] = args.harmonic_weight
+    if args.clock_weight:
+        overrides["clock_weight"] = args.clock_weight
     if args.harmonic_target_db is not None:
         overrides["harmonic_target_db"] = args.harmonic_target_db
     audio, pitches, _ = training_notes(p.duration, "train", progress=True)

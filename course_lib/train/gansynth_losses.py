@@ -9,6 +9,9 @@ Either way the auxiliary pitch loss is added with weight ``aux_weight`` (:class:
 that is no network: the share of the generated note's time-averaged power that sits on the harmonics of the
 requested pitch, read from the generator's own log-magnitude channel (the idea of
 :func:`course_lib.metrics.gansynth_card.harmonic_energy_db`, on the image and differentiable).
+:func:`clock_motion_loss` (not in the paper; off unless ``TrainConfig.clock_weight > 0``, needs
+``GANSynthConfig.pitch_clock``) is its counterpart for the second channel: how far G's loud cells drift off the
+requested pitch's clock.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch.nn.functional as F
 from course_lib.models.gansynth import Discriminator, GANSynthConfig, row_frequencies
 from course_lib.models.gansynth_repr import ImageNormalizer
 
-__all__ = ["discriminator_loss", "generator_loss", "harmonic_mask", "harmonic_ratio_db", "harmonic_loss"]
+__all__ = ["discriminator_loss", "generator_loss", "harmonic_mask", "harmonic_ratio_db", "harmonic_loss",
+           "clock_motion", "clock_motion_loss"]
 
 
 def _score_grad(d: Discriminator, x: torch.Tensor, stage: int, alpha: float,
@@ -66,11 +70,13 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
 
 def generator_loss(d: Discriminator, fake: torch.Tensor, pitch: torch.Tensor, cfg: GANSynthConfig,
                    stage: int, alpha: float, harmonic_weight: float = 0.0, normalizer: ImageNormalizer | None = None,
-                   harmonic_target_db: float = 10.0) -> tuple[torch.Tensor, dict]:
+                   harmonic_target_db: float = 10.0, clock_weight: float = 0.0,
+                   clock_target: float = 0.05) -> tuple[torch.Tensor, dict]:
     """G's loss on fakes ``(batch, 2, H, W)`` generated for pitch classes ``(batch,)``; returns ``(loss, stats)``.
 
     With ``harmonic_weight > 0`` :func:`harmonic_loss` (target ``harmonic_target_db``; needs the model's
-    ``normalizer``) is added with that weight; with 0 (the default) nothing is computed for it.
+    ``normalizer``) is added with that weight; with 0 (the default) nothing is computed for it. Likewise
+    ``clock_weight > 0`` adds :func:`clock_motion_loss` (target ``clock_target``).
     """
     score, logits = d(fake, stage, alpha, pitch)
     adv = -score.mean() if cfg.loss == "wgan-gp" else F.softplus(-score).mean()
@@ -82,6 +88,12 @@ def generator_loss(d: Discriminator, fake: torch.Tensor, pitch: torch.Tensor, cf
             raise ValueError("harmonic_weight > 0 needs the model's normalizer")
         harm, stats = harmonic_loss(fake, pitch, cfg, normalizer, harmonic_target_db)
         loss = loss + harmonic_weight * harm
+    if clock_weight > 0:
+        if normalizer is None:
+            raise ValueError("clock_weight > 0 needs the model's normalizer")
+        motion, clock_stats = clock_motion_loss(fake, cfg, normalizer, clock_target)
+        loss = loss + clock_weight * motion
+        stats = stats | clock_stats
     return loss, {"g_loss": loss.item(), "g_adv": adv.item(), "g_aux": aux.item()} | stats
 
 
@@ -160,3 +172,40 @@ def harmonic_loss(fake: torch.Tensor, pitch: torch.Tensor, cfg: GANSynthConfig, 
     if n:  # left out when no note is resolved (no NaN in the history)
         stats["g_harm_db"] = float(excess.detach()[resolved].mean())
     return loss, stats
+
+
+def clock_motion(images: torch.Tensor, kind: str, normalizer: ImageNormalizer) -> torch.Tensor:
+    """How far each note's loud cells move off their pitch clock: ``(batch,)``, in units of pi per frame.
+
+    ``images``: normalised images ``(batch, 2, rows, frames)`` whose channel 1 is relative to the pitch clock
+    (:meth:`~course_lib.models.gansynth.GANSynth.working_images`). For ``kind="if"`` the motion of a cell is
+    its relative IF (frames after the first); for ``"phase"`` the wrapped frame-to-frame change of its
+    relative phase. The mean ``|motion|`` is weighted by each cell's power ``exp(2 log|X|)`` (weights carry no
+    gradient): a steady note at its pitch scores near 0 (synthetic training notes above MIDI 36: 0.02-0.05;
+    below, where several harmonics share a row, about 0.17).
+    """
+    if kind not in ("if", "phase"):
+        raise ValueError(f"clock motion needs kind 'if' or 'phase', got {kind!r}")
+    second = images[:, 1]
+    if kind == "if":
+        motion = second[..., 1:]
+    else:
+        motion = torch.remainder(torch.diff(second, dim=-1) + 1.0, 2.0) - 1.0
+    lp = 2 * normalizer.denormalize(images)[:, 0, :, 1:].detach()
+    weight = torch.exp(lp - lp.amax(dim=(1, 2), keepdim=True))
+    return (motion.abs() * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2))
+
+
+def clock_motion_loss(fake: torch.Tensor, cfg: GANSynthConfig, normalizer: ImageNormalizer,
+                      target: float = 0.05) -> tuple[torch.Tensor, dict]:
+    """A hinge on :func:`clock_motion` of G's notes: ``mean relu(motion - target)``; returns ``(loss, stats)``.
+
+    Needs ``cfg.pitch_clock`` (G paints channel 1 relative to the requested pitch's clock). No network, so G
+    cannot fool it: the loss rewards loud cells that keep to the clock, i.e. a note periodic at the pitch it
+    was asked for. Stats: ``g_clock`` (the loss) and ``g_clock_motion`` (mean motion).
+    """
+    if not cfg.pitch_clock:
+        raise ValueError("clock_motion_loss needs GANSynthConfig.pitch_clock=True (channel 1 relative to the clock)")
+    motion = clock_motion(fake, cfg.spec_config.kind, normalizer)
+    loss = F.relu(motion - target).mean()
+    return loss, {"g_clock": loss.item(), "g_clock_motion": float(motion.detach().mean())}
