@@ -61,7 +61,8 @@ from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 PathLike = Union[str, Path]
 LOSSES: tuple[str, ...] = ("wgan-gp", "ns-r1")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-REBUILD_COMMAND = "python -m course_lib.train.gansynth --preset lecture --kind if --high-res --out PATH"
+REBUILD_COMMAND = ("python -m course_lib.train.gansynth --preset lecture --kind if --high-res --pitch-clock "
+                   "--harmonic-weight 10 --clock-weight 10 --steps-per-stage 100,150,200,600,3000 --out PATH")
 """How a GANSynth checkpoint is made (a shipped file's card, ``course_lib/assets/gansynth_*.md``, has its exact command)."""
 
 
