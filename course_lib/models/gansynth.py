@@ -221,6 +221,11 @@ def pitch_comb_channels(cfg: GANSynthConfig, stage: int, f0: torch.Tensor, frame
     return torch.stack([comb, where], dim=1).unsqueeze(-1).expand(-1, -1, -1, frames)
 
 
+def class_f0(cfg: GANSynthConfig, pitch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Fundamental frequency in Hz ``(batch,)`` of pitch class indices ``(batch,)`` (class 0 = MIDI ``cfg.pitch_min``)."""
+    return 440.0 * 2.0 ** ((pitch.to(dtype) + cfg.pitch_min - 69) / 12)
+
+
 class Generator(nn.Module):
     """``(z (batch, latent_dim), pitch class (batch,))`` -> image ``(batch, 2, *size_at(stage))`` in [-1, 1]."""
 
@@ -262,7 +267,7 @@ class Generator(nn.Module):
         h0, w0 = self.cfg.start_size
         x = torch.cat([pixel_norm(z), F.one_hot(pitch, self.cfg.n_pitches).to(z.dtype)], dim=1)
         x = pixel_norm(F.leaky_relu(self.input(x), 0.2).view(z.shape[0], -1, h0, w0))
-        f0 = 440.0 * 2.0 ** ((pitch.to(z.dtype) + self.cfg.pitch_min - 69) / 12)
+        f0 = class_f0(self.cfg, pitch, z.dtype)
         x = self._block(0, x, f0)
         previous = x
         for i in range(1, s + 1):
@@ -323,7 +328,7 @@ class Discriminator(nn.Module):
             pitch = torch.as_tensor(pitch, device=image.device).long().reshape(-1)
             if pitch.shape[0] != image.shape[0]:
                 raise ValueError(f"{pitch.shape[0]} pitches for a batch of {image.shape[0]} images")
-            f0 = 440.0 * 2.0 ** ((pitch.to(image.dtype) + self.cfg.pitch_min - 69) / 12)
+            f0 = class_f0(self.cfg, pitch, image.dtype)
         x = F.leaky_relu(self.from_image[s](self._with_pitch(image, s, f0)), 0.2)
         if s > 0:
             x = self._block(s, x)
@@ -423,19 +428,16 @@ class GANSynth(nn.Module):
         images = upsample_to_full(torch.cat(out), self.cfg)
         if self.cfg.pitch_clock:
             images = self.normalizer.normalize(
-                pitch_clock_shift(self.normalizer.denormalize(images), self.class_f0(pitch), self.spec, sign=1.0))
+                pitch_clock_shift(self.normalizer.denormalize(images), class_f0(self.cfg, pitch, torch.float64), self.spec,
+                                  sign=1.0))
         return images
-
-    def class_f0(self, pitch: torch.Tensor) -> torch.Tensor:
-        """Fundamental frequency in Hz ``(batch,)`` of pitch class indices ``(batch,)``."""
-        return 440.0 * 2.0 ** ((pitch.double() + self.cfg.pitch_min - 69) / 12)
 
     def working_images(self, images: torch.Tensor, midi: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Normalised images ``(batch, 2, n_freq, n_frames)`` of notes at MIDI ``midi`` -> what G paints and D
         sees: the same images, or with ``cfg.pitch_clock`` channel 1 relative to each note's pitch clock."""
         if not self.cfg.pitch_clock:
             return images
-        f0 = self.class_f0(self.midi_to_class(midi))
+        f0 = class_f0(self.cfg, self.midi_to_class(midi), torch.float64)
         return self.normalizer.normalize(pitch_clock_shift(self.normalizer.denormalize(images), f0, self.spec))
 
     def images_to_audio(self, images: torch.Tensor, length: int | None = None) -> torch.Tensor:

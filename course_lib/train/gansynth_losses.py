@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.models.gansynth import Discriminator, GANSynthConfig, row_frequencies
+from course_lib.models.gansynth import Discriminator, GANSynthConfig, class_f0, row_frequencies
 from course_lib.models.gansynth_repr import ImageNormalizer
 
 __all__ = ["discriminator_loss", "generator_loss", "harmonic_mask", "harmonic_ratio_db", "harmonic_loss",
@@ -163,7 +163,7 @@ def harmonic_loss(fake: torch.Tensor, pitch: torch.Tensor, cfg: GANSynthConfig, 
     group = centre.shape[0] // rows
     centre, width = centre.view(rows, group).mean(1), width.view(rows, group).sum(1)
     log_mag = normalizer.denormalize(fake)[:, 0]
-    f0 = 440.0 * 2.0 ** ((pitch.to(fake.dtype) + cfg.pitch_min - 69) / 12)
+    f0 = class_f0(cfg, pitch, fake.dtype)
     ratio, flat, resolved = harmonic_ratio_db(log_mag, f0, centre, width)
     excess = ratio - flat
     loss = (F.relu(target_db - excess) * resolved.to(excess.dtype)).mean() / 10.0
