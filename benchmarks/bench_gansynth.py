@@ -5,7 +5,8 @@ models are the course's own, untrained (speed does not depend on the weights), g
 same batch of notes of the same length on the same device in the same run:
 
 * GANSynth ``lecture`` preset (IF +H, 256 x 64 images for 0.5 s notes: the shipped checkpoints'
-  architecture) and, for scale, the
+  architecture), once more with the pitch clock of the shipped checkpoints (a ratio in the same run) and, for
+  scale, the
   paper-sized ``full`` generator (+H, 1024 x 128 images for 4 s notes; reported per note);
 * WaveNet: Lesson 03's shipped pitch-conditioned decoder (``course_lib/assets/wavenet_lecture_pitch.pt``;
   the default ``WaveNetConfig`` if it is missing) with fast (queued) generation, the same note
@@ -56,15 +57,16 @@ def _time(fn, repeats: int, device: torch.device, warmup=None) -> float:
 WAVENET_ASSET = ROOT / "course_lib" / "assets" / "wavenet_lecture_pitch.pt"
 
 
-def bench_gansynth(preset: str, batch: int, device: torch.device, repeats: int, high_res: bool = True) -> dict:
+def bench_gansynth(preset: str, batch: int, device: torch.device, repeats: int, high_res: bool = True,
+                   pitch_clock: bool = False) -> dict:
     p = get_preset(preset)
-    model = GANSynth(p.model_config("if", high_res=high_res), seed=0).to(device).eval()
+    model = GANSynth(p.model_config("if", high_res=high_res, pitch_clock=pitch_clock), seed=0).to(device).eval()
     midi = [24 + (i * 7) % 61 for i in range(batch)]
     z = model.sample_latents(batch, seed=0, device=device)
     t_img = _time(lambda: model.generate_images(midi, z=z), repeats, device)
     t_all = _time(lambda: model.generate(midi, z=z), repeats, device)
     spec = model.spec
-    return {"model": f"GANSynth {preset}{' +H' if high_res else ''}", "image": f"{spec.n_freq}x{spec.n_frames}",
+    return {"model": f"GANSynth {preset}{' +H' if high_res else ''}{' clock' if pitch_clock else ''}", "image": f"{spec.n_freq}x{spec.n_frames}",
             "note_s": spec.samples / spec.sr, "batch": batch, "seconds_images": t_img, "seconds": t_all,
             "notes_per_s": batch / t_all, "audio_s_per_s": batch * spec.samples / spec.sr / t_all}
 
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     preset = "fast" if args.quick else "lecture"
 
     rows = [bench_gansynth(preset, batch, device, repeats)]
+    # the shipped checkpoints' configuration: the pitch clock is added back before inversion (Lesson 04)
+    rows.append(bench_gansynth(preset, batch, device, repeats, pitch_clock=True))
     if not args.quick:
         rows.append(bench_gansynth("full", max(1, batch // 4), device, 1))
     gs = rows[0]
@@ -127,9 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     if wn["extrapolated"]:
         print(f"* WaveNet timed on {wn['measured_samples']} samples and scaled linearly to the note length")
     print(f"GANSynth / WaveNet speed-up (same note length, batch, device): {ratio:,.0f}x  (lecture: ~54,000x)")
+    clock_cost = rows[1]["seconds"] / gs["seconds"]
+    print(f"GANSynth with the pitch clock / without (same run): {clock_cost:.2f}x the time per batch")
 
     result = {"device": str(device), "threads": torch.get_num_threads(), "quick": args.quick, "batch": batch,
-              "rows": rows, "speedup_gansynth_over_wavenet": ratio, "paper_speedup": 54_000}
+              "rows": rows, "speedup_gansynth_over_wavenet": ratio, "pitch_clock_time_ratio": clock_cost,
+              "paper_speedup": 54_000}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
