@@ -173,3 +173,16 @@ def test_clock_motion_reads_how_far_a_note_drifts_off_its_clock():
     plain = GANSynthConfig(spec=spec.to_dict(), n_stages=2, channels=(8, 8))
     with pytest.raises(ValueError, match="pitch_clock"):
         clock_motion_loss(on, plain, norm)
+
+
+def test_clock_weight_without_the_clock_is_refused_early(clock_model):
+    from course_lib.train.gansynth import main
+
+    _, images, midi = clock_model
+    spec = config_for_duration(0.25, "if", SR, 256)
+    plain = GANSynth(GANSynthConfig(spec=spec.to_dict(), n_stages=3, channels=(16, 16, 8), latent_dim=8),
+                     ImageNormalizer.fit(audio_to_image(torch.zeros(1, 4000), spec), spec))
+    with pytest.raises(ValueError, match="pitch_clock"):
+        GANSynthTrainer(plain, images, midi, TrainConfig(steps_per_stage=(1, 1, 1), clock_weight=10.0))
+    with pytest.raises(SystemExit):
+        main(["--preset", "fast", "--clock-weight", "10", "--out", "unused.pt"])

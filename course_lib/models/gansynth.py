@@ -114,6 +114,8 @@ class GANSynthConfig:
             MIDI 48 several harmonics share an STFT bin and the pitch lives in the IF more than in the
             magnitudes. Measured on the previous shipped IF +H model: pYIN found 0 of 24 notes at MIDI 24-47
             within 50 cents; the same magnitudes with the clock's IF gave 19 of 24. Needs kind "phase" or "if".
+            Trained with it and the clock-motion loss (``TrainConfig.clock_weight``), the shipped IF +H and phase
+            models reach PA 96.8 % and 97.4 % (without the clock: 49 % and 56 %; their cards).
     """
 
     spec: dict = field(default_factory=lambda: SpecImageConfig().to_dict())

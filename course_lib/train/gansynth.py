@@ -91,6 +91,8 @@ class GANSynthTrainer:
         spec = model.spec
         if images.ndim != 4 or tuple(images.shape[1:]) != spec.image_shape:
             raise ValueError(f"images must be (N, {', '.join(map(str, spec.image_shape))}), got {tuple(images.shape)}")
+        if train_cfg.clock_weight > 0 and not model.cfg.pitch_clock:
+            raise ValueError("clock_weight > 0 needs a model with GANSynthConfig.pitch_clock=True (--pitch-clock)")
         self.classes = model.midi_to_class(pitches)
         if self.classes.shape[0] != images.shape[0]:
             raise ValueError(f"{self.classes.shape[0]} pitches for {images.shape[0]} images")
@@ -455,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--generator-only", action="store_true", help="save without the discriminator (to ship)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if args.clock_weight and not args.pitch_clock:
+        ap.error("--clock-weight needs --pitch-clock (the loss reads the channel painted relative to the clock)")
     set_threads(args.threads)
     seed_everything(args.seed)
     p = get_preset(args.preset)
