@@ -25,6 +25,9 @@ Architecture (progressive growing, Karras et al., ICLR 2018):
   harmonic comb, so a note at the wrong pitch can score as fake, and its pitch head learns from real
   notes only. ``d_pitch_acc_fake`` (logged every step) is that head's accuracy on G's notes; G is
   trained against the head, so it is no independent pitch measure (see ``critic_pitch_comb``).
+* **Pitch clock** (``pitch_clock``, not in the paper, on in the shipped models): G and D work on the second
+  channel relative to the phase ramps of the requested pitch's harmonics; :meth:`GANSynth.generate_images` adds
+  them back (:func:`~course_lib.models.gansynth_repr.pitch_clock_shift`).
 
 Loss: **WGAN-GP** by default (as in GANSynth and PGGAN): ``D(fake) - D(real)`` plus a gradient
 penalty ``10 (||grad D(x_hat)|| - 1)^2`` on random interpolates and a drift term
