@@ -158,17 +158,21 @@ def instantaneous_frequency(phase: torch.Tensor, time_axis: int = -1) -> torch.T
     return (diff / math.pi).to(phase.dtype)
 
 
+def wrap_phase(phase: torch.Tensor) -> torch.Tensor:
+    """Angles in radians wrapped to [-pi, pi) (same shape and dtype)."""
+    return torch.remainder(phase + math.pi, 2 * math.pi) - math.pi
+
+
 def phase_from_if(inst_freq: torch.Tensor, time_axis: int = -1) -> torch.Tensor:
     """Inverse of :func:`instantaneous_frequency`: cumulative sum along time, times pi, wrapped to (-pi, pi]."""
     ph = torch.cumsum(inst_freq.to(precise_dtype(inst_freq.device)) * math.pi, dim=time_axis)
-    wrapped = torch.remainder(ph + math.pi, 2 * math.pi) - math.pi
-    return wrapped.to(inst_freq.dtype)
+    return wrap_phase(ph).to(inst_freq.dtype)
 
 
 def _unwrap(phase: torch.Tensor, dim: int) -> torch.Tensor:
     """NumPy-style phase unwrapping along ``dim`` (jumps larger than pi are corrected by 2 pi)."""
     d = torch.diff(phase, dim=dim)
-    d_mod = torch.remainder(d + math.pi, 2 * math.pi) - math.pi
+    d_mod = wrap_phase(d)
     d_mod = torch.where((d_mod == -math.pi) & (d > 0), torch.full_like(d_mod, math.pi), d_mod)
     correction = torch.where(d.abs() < math.pi, torch.zeros_like(d), d_mod - d)
     first = phase.narrow(dim, 0, 1)

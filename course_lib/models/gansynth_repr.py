@@ -41,7 +41,7 @@ import torch
 from course_lib import DEFAULT_SR
 from course_lib.audio import snr_db
 from course_lib.spectral import (MelConfig, instantaneous_frequency, istft, log_magnitude, mel_filterbank,
-                                 phase_from_if, precise_dtype, stft)
+                                 phase_from_if, precise_dtype, stft, wrap_phase)
 
 KINDS: tuple[str, ...] = ("phase", "if", "mel_if")
 MAG_FLOOR: float = 1e-6
@@ -182,10 +182,6 @@ def harmonic_clock_advance(cfg: SpecImageConfig, f0: torch.Tensor) -> torch.Tens
     return 2 * math.pi * harmonic * f0 * cfg.hop / cfg.sr
 
 
-def _wrap_pi(x: torch.Tensor) -> torch.Tensor:
-    return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
-
-
 def pitch_clock_shift(images: torch.Tensor, f0: torch.Tensor, cfg: SpecImageConfig, sign: float = -1.0) -> torch.Tensor:
     """Channel 1 (phase / pi or IF) of images ``(batch, 2, n_freq, n_frames)`` taken relative to the note's clock.
 
@@ -204,7 +200,7 @@ def pitch_clock_shift(images: torch.Tensor, f0: torch.Tensor, cfg: SpecImageConf
     t = torch.arange(x.shape[-1], dtype=torch.float64, device=x.device)
     steps = t if cfg.kind == "phase" else (t > 0).to(torch.float64)
     ramp = advance.unsqueeze(-1) * steps
-    second = _wrap_pi(x[:, 1].to(torch.float64) * math.pi + sign * ramp) / math.pi
+    second = wrap_phase(x[:, 1].to(torch.float64) * math.pi + sign * ramp) / math.pi
     return torch.stack([x[:, 0], second.to(x.dtype)], dim=1)
 
 

@@ -181,8 +181,8 @@ def clock_motion(images: torch.Tensor, kind: str, normalizer: ImageNormalizer) -
     (:meth:`~course_lib.models.gansynth.GANSynth.working_images`). For ``kind="if"`` the motion of a cell is
     its relative IF (frames after the first); for ``"phase"`` the wrapped frame-to-frame change of its
     relative phase. The mean ``|motion|`` is weighted by each cell's power ``exp(2 log|X|)`` (weights carry no
-    gradient): a steady note at its pitch scores near 0 (synthetic training notes above MIDI 36: 0.02-0.05;
-    below, where several harmonics share a row, about 0.17).
+    gradient): a steady note at its pitch scores near 0 (synthetic training notes above MIDI 36: median 0.02;
+    below, where several harmonics share a row, median 0.14).
     """
     if kind not in ("if", "phase"):
         raise ValueError(f"clock motion needs kind 'if' or 'phase', got {kind!r}")
