@@ -195,3 +195,36 @@ def test_mode_seeking_until_ends_the_term_and_the_pairing_at_that_step():
     late = gan.build_task(gan.get_config("stylegan2", "fast", batch_size=4, mode_seeking=0.5, mode_seeking_until=2,
                                          mode_seeking_late=0.1, arch=dict(n_classes=3)), torch.device("cpu"))
     assert [late.mode_seeking_weight(s) for s in range(4)] == [0.5, 0.5, 0.1, 0.1]
+
+
+def test_transitional_conditioning_ramps_the_class_offsets_and_the_projection_in(tmp_path):
+    cfg = gan.get_config("stylegan2", "fast", batch_size=4, steps=5, progress=False, cond_start=1, cond_end=3,
+                         log_every=1, arch=dict(n_classes=3), out_dir=str(tmp_path), export_steps=(3,))
+    task = gan.build_task(cfg, torch.device("cpu"))
+    assert [task.class_strength(s) for s in range(5)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    # the generator's w and the discriminator's logit move with the strength, linearly
+    G, D = task.G.eval(), task.D
+    z, labels = torch.randn(2, G.z_dim), torch.tensor([0, 2])
+    image = torch.randn(2, 1, *task.arch.image_size)
+    ws, logits = {}, {}
+    for lam in (0.0, 0.5, 1.0):
+        G.class_strength.fill_(lam)
+        D.class_strength.fill_(lam)
+        ws[lam] = G.mapping(z, labels=labels)
+        logits[lam] = D(image, labels=labels)
+    assert torch.allclose(ws[0.0], G.mapping_net(z).unsqueeze(1).expand_as(ws[0.0]))  # unconditional at 0
+    assert torch.allclose(ws[0.5], (ws[0.0] + ws[1.0]) / 2, atol=1e-5)
+    assert torch.allclose(logits[0.5], (logits[0.0] + logits[1.0]) / 2, atol=1e-5)
+    assert not torch.allclose(ws[0.0], ws[1.0])
+    res = train_gan(cfg, data=torch.randn(8, 32_000) * 0.1, labels=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert [row["cond"] for row in res.history] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    # an export taken mid-ramp keeps its strength; the final model is fully conditional
+    from course_lib.models import stylegan2 as sg
+
+    assert float(sg.load_stylegan2(tmp_path / "generator_0000003.pt").class_strength) == 0.5
+    assert float(res.ema.class_strength) == 1.0
+    for bad in (dict(cond_start=3, cond_end=2), dict(cond_start=-1, cond_end=2)):
+        with pytest.raises(ValueError, match="cond_start <= cond_end"):
+            gan.get_config("stylegan2", "fast", **bad)
+    with pytest.raises(ValueError, match="need a class-conditional"):
+        gan.build_task(gan.get_config("stylegan2", "fast", cond_end=2), torch.device("cpu"))

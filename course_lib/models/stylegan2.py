@@ -430,6 +430,8 @@ class Generator(nn.Module):
         self.mapping_net = MappingNetwork(config.z_dim, w_dim, config.mapping_layers, config.mapping_lr_mul)
         if config.n_classes > 0:  # one learned w offset per class, added after the mapping network
             self.class_w = nn.Parameter(torch.randn(config.n_classes, w_dim) / config.class_lr_mul)
+            # transitional conditioning (set by the trainer, 1 = fully conditional): scales the class offsets
+            self.register_buffer("class_strength", torch.ones(()), persistent=False)
         self.input = ConstantInput(c[0], (h0, w0))
         self.conv0 = StyledConv(c[0], c[0], w_dim, (h0, w0))
         self.to_mel0 = ToMel(c[0], w_dim)
@@ -491,8 +493,9 @@ class Generator(nn.Module):
 
     @property
     def class_offsets(self) -> torch.Tensor:
-        """The per-class w offsets ``(n_classes, w_dim)`` (the parameter times ``class_lr_mul``)."""
-        return self.class_w * self.config.class_lr_mul
+        """The per-class w offsets ``(n_classes, w_dim)`` (the parameter times ``class_lr_mul``, times the
+        ``class_strength`` buffer: 1 except while a trainer ramps the conditioning in)."""
+        return self.class_w * (self.config.class_lr_mul * self.class_strength)
 
     def unconditioned_w(self, ws: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The mapping network's own output ``(batch, w_dim)`` from ws ``(batch, num_ws, w_dim)`` (class offset
@@ -560,7 +563,8 @@ class Discriminator(nn.Module):
     """StyleGAN2 residual discriminator: image ``(batch, 1, height, width)`` -> logit ``(batch,)``.
 
     A conditional one (``n_classes`` > 0) adds the projection ``<embed(label), h> / sqrt(dim)`` of its last
-    hidden features ``h`` to the logit, so it judges "a real loop of this class".
+    hidden features ``h`` to the logit, so it judges "a real loop of this class" (times its ``class_strength``
+    buffer, which a trainer may ramp from 0 to 1: transitional conditioning).
     """
 
     def __init__(self, config: StyleGAN2Config = StyleGAN2Config(), device: Device = None) -> None:
@@ -576,6 +580,8 @@ class Discriminator(nn.Module):
         self.out = EqualizedLinear(c[0], 1, gain=1.0)
         if config.n_classes > 0:
             self.class_embed = nn.Parameter(torch.randn(config.n_classes, c[0]))
+            # weight of the projection term (set by the trainer while it ramps the conditioning in; else 1)
+            self.register_buffer("class_strength", torch.ones(()), persistent=False)
         if device is not None:  # built on the CPU, then moved
             self.to(device)
 
@@ -593,7 +599,7 @@ class Discriminator(nn.Module):
         labels = check_labels(labels, self.config.n_classes, image.shape[0])
         if labels is not None:
             e = self.class_embed[labels.to(h.device)]
-            logit = logit + (h * e).sum(1) / math.sqrt(h.shape[1])
+            logit = logit + self.class_strength * (h * e).sum(1) / math.sqrt(h.shape[1])
         return logit
 
 
@@ -806,10 +812,13 @@ def export_loops(folder: PathLike, audio: torch.Tensor, sr: int, prefix: str = "
 
 def save_generator(generator: Generator, spec: MelImageSpec, path: PathLike, meta: dict | None = None) -> Path:
     """Save a generator (usually the EMA one) with its config and mel-image spec as a plain dict (atomically: an
-    interrupted save leaves the old file)."""
-    return atomic_save({"kind": "stylegan2_generator", "config": generator.config.to_dict(), "spec": spec.to_dict(),
-                        "state_dict": {k: v.cpu() for k, v in generator.state_dict().items()}, "meta": meta or {}},
-                       path)
+    interrupted save leaves the old file). A conditional generator saved while its conditioning was still being
+    ramped in keeps its ``class_strength``."""
+    blob = {"kind": "stylegan2_generator", "config": generator.config.to_dict(), "spec": spec.to_dict(),
+            "state_dict": {k: v.cpu() for k, v in generator.state_dict().items()}, "meta": meta or {}}
+    if generator.config.n_classes > 0 and float(generator.class_strength) != 1.0:
+        blob["class_strength"] = float(generator.class_strength)
+    return atomic_save(blob, path)
 
 
 def load_stylegan2(path: PathLike | None = None, device: Device = None) -> Generator:
@@ -822,6 +831,8 @@ def load_stylegan2(path: PathLike | None = None, device: Device = None) -> Gener
     blob = load_plain_checkpoint(path if path is not None else GENERATOR_ASSET, "stylegan2_generator", "StyleGAN2 generator", REBUILD_COMMAND)
     g = Generator(StyleGAN2Config(**blob["config"]))
     g.load_state_dict(blob["state_dict"])
+    if "class_strength" in blob:
+        g.class_strength.fill_(float(blob["class_strength"]))
     g.meta = blob.get("meta", {})
     g.spec = MelImageSpec.from_dict(blob["spec"])
     return g.to(device or "cpu").eval()

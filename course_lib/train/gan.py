@@ -90,6 +90,12 @@ class GANConfig:
     as much as their latents z do (with independent noise it learned to make pairs differ by louder noise).
     ``mode_seeking_until`` > 0 switches the weight to ``mode_seeking_late`` at that step (0: the term and the
     pairing end): it helps most before the styles are learned and pulls the images apart once they are.
+
+    Transitional conditioning (after Shahbazi et al., ICLR 2022, "Collapse by conditioning": class-conditional GANs on
+    little data lose the variety within a class, unconditional ones keep it): with ``cond_end`` > 0 the class
+    offsets of the generator and the projection term of the discriminator are scaled by
+    ``clamp((step - cond_start) / (cond_end - cond_start), 0, 1)``: the run starts unconditional and the styles
+    are brought in from ``cond_start`` to ``cond_end``. 0 (every preset): conditional from the first step.
     """
 
     model: str = "stylegan2"
@@ -129,6 +135,8 @@ class GANConfig:
     mode_seeking: float = 0.0
     mode_seeking_until: int = 0
     mode_seeking_late: float = 0.0
+    cond_start: int = 0
+    cond_end: int = 0
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -146,6 +154,9 @@ class GANConfig:
             raise ValueError(f"mode_seeking_late must be >= 0, got {self.mode_seeking_late}")
         if self.mode_seeking_until < 0:
             raise ValueError(f"mode_seeking_until must be >= 0 (0 = the whole run), got {self.mode_seeking_until}")
+        if self.cond_start < 0 or self.cond_end < 0 or (self.cond_end > 0 and self.cond_end < self.cond_start):
+            raise ValueError(f"need 0 <= cond_start <= cond_end (0 = conditional from the start), got "
+                             f"cond_start={self.cond_start}, cond_end={self.cond_end}")
         if self.g_loss not in ("nonsaturating", "saturating"):
             raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
         self.betas = tuple(self.betas)
@@ -271,6 +282,9 @@ class StyleGAN2Task:
             raise ValueError("mode_seeking needs a class-conditional StyleGAN2 (arch n_classes > 0)")
         if max(cfg.mode_seeking, cfg.mode_seeking_late) > 0 and cfg.batch_size % 2:
             raise ValueError(f"mode_seeking pairs the two halves of a batch: batch_size must be even, got {cfg.batch_size}")
+        if cfg.cond_end > 0 and not self.conditional:
+            raise ValueError("cond_start / cond_end ramp the class conditioning in: they need a class-conditional "
+                             "StyleGAN2 (arch n_classes > 0)")
 
     @property
     def conditional(self) -> bool:
@@ -300,6 +314,24 @@ class StyleGAN2Task:
         ``mode_seeking_late`` from then on."""
         until = self.cfg.mode_seeking_until
         return self.cfg.mode_seeking if until == 0 or step < until else self.cfg.mode_seeking_late
+
+    def class_strength(self, step: int) -> float:
+        """Weight of the class conditioning at ``step`` (0-based): 1 unless ``cond_end`` > 0, then a linear ramp
+        from 0 at ``cond_start`` to 1 at ``cond_end``."""
+        start, end = self.cfg.cond_start, self.cfg.cond_end
+        if end == 0:
+            return 1.0
+        if end == start:
+            return 1.0 if step >= end else 0.0
+        return min(1.0, max(0.0, (step - start) / (end - start)))
+
+    def _set_class_strength(self, G: nn.Module, D: nn.Module, step: int) -> float:
+        """Write :meth:`class_strength` into the generator's and discriminator's buffers (the EMA copies it)."""
+        lam = self.class_strength(step)
+        if self.conditional:
+            for m in (ddp.unwrap(G), ddp.unwrap(D)):
+                m.class_strength.fill_(lam)
+        return lam
 
     def _latents(self, rnd: BatchRandom, G: nn.Module, step: int) -> dict:
         g = ddp.unwrap(G)
@@ -340,6 +372,7 @@ class StyleGAN2Task:
     def d_step(self, G: nn.Module, D: nn.Module, reals: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
         """Discriminator loss (+ lazy R1 every ``r1_interval`` steps) and its backward; returns logs."""
         reals, real_labels = self._split(reals)
+        lam = self._set_class_strength(G, D, step)
         lat = self._latents(rnd, G, step)
         with torch.no_grad():
             fakes = self._augment(ddp.unwrap(G)(**lat), rnd)
@@ -351,6 +384,8 @@ class StyleGAN2Task:
         fake_logits = D(fakes, **cond_fake)
         loss = self.sg.d_logistic_loss(real_logits, fake_logits)
         logs = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if self.cfg.cond_end > 0:
+            logs["cond"] = torch.tensor(lam)
         if do_r1:
             r1 = self.sg.r1_penalty(real_in, real_logits)
             loss = loss + self.cfg.r1_gamma / 2 * r1 * self.cfg.r1_interval
@@ -363,6 +398,7 @@ class StyleGAN2Task:
         Dm = ddp.unwrap(D)
         Dm.requires_grad_(False)
         try:
+            self._set_class_strength(G, D, step)
             lat = self._latents(rnd, G, step)
             fakes, ws = G(**lat, return_ws=True)
             cond = {k: v for k, v in lat.items() if k == "labels"}
