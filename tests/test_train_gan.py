@@ -228,3 +228,25 @@ def test_transitional_conditioning_ramps_the_class_offsets_and_the_projection_in
             gan.get_config("stylegan2", "fast", **bad)
     with pytest.raises(ValueError, match="need a class-conditional"):
         gan.build_task(gan.get_config("stylegan2", "fast", cond_end=2), torch.device("cpu"))
+
+
+def test_learning_rate_decay_is_linear_from_its_start_to_the_last_step_and_resumes_exactly(tmp_path):
+    cfg = gan.get_config("stylegan2", "fast", steps=5, lr_decay_start=1, lr_final=0.2)
+    assert [gan.lr_multiplier(cfg, s) for s in range(5)] == pytest.approx([1.0, 1.0, 0.7333333, 0.4666667, 0.2])
+    assert gan.lr_multiplier(gan.get_config("stylegan2", "fast", steps=5), 4) == 1.0  # 0 = constant
+    for bad in (dict(lr_final=1.5), dict(lr_decay_start=-1)):
+        with pytest.raises(ValueError, match="lr_decay_start"):
+            gan.get_config("stylegan2", "fast", **bad)
+    data = loops(4)
+    cfg = get_config("stylegan2", "fast", steps=5, batch_size=2, lr_decay_start=2, lr_final=0.2, **TINY)
+    straight = train_gan(cfg, data=data)
+    constant = train_gan(GANConfig(**{**cfg.to_dict(), "lr_decay_start": 0}), data=data)
+    assert max_diff(straight.generator.state_dict(), constant.generator.state_dict()) > 1e-6  # the decay acts
+    part = GANConfig(**{**cfg.to_dict(), "steps": 2, "out_dir": str(tmp_path)})
+    train_gan(part, data=data)
+    resumed = train_gan(GANConfig(**{**part.to_dict(), "steps": 5}), data=data)
+    assert max_diff(straight.generator.state_dict(), resumed.generator.state_dict()) < 1e-6
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    groups = [g for v in saved.values() if isinstance(v, dict) for g in v.get("param_groups", [])]
+    groups += [g for v in saved.get("extra", {}).values() if isinstance(v, dict) for g in v.get("param_groups", [])]
+    assert groups and all(g["lr"] == pytest.approx(0.2 * g["base_lr"]) for g in groups)  # the last step's rate

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -96,6 +96,9 @@ class GANConfig:
     offsets of the generator and the projection term of the discriminator are scaled by
     ``clamp((step - cond_start) / (cond_end - cond_start), 0, 1)``: the run starts unconditional and the styles
     are brought in from ``cond_start`` to ``cond_end``. 0 (every preset): conditional from the first step.
+
+    Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
+    value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
     """
 
     model: str = "stylegan2"
@@ -137,6 +140,8 @@ class GANConfig:
     mode_seeking_late: float = 0.0
     cond_start: int = 0
     cond_end: int = 0
+    lr_decay_start: int = 0
+    lr_final: float = 1.0
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -157,6 +162,8 @@ class GANConfig:
         if self.cond_start < 0 or self.cond_end < 0 or (self.cond_end > 0 and self.cond_end < self.cond_start):
             raise ValueError(f"need 0 <= cond_start <= cond_end (0 = conditional from the start), got "
                              f"cond_start={self.cond_start}, cond_end={self.cond_end}")
+        if self.lr_decay_start < 0 or not 0.0 <= self.lr_final <= 1.0:
+            raise ValueError(f"need lr_decay_start >= 0 and 0 <= lr_final <= 1, got {self.lr_decay_start}, {self.lr_final}")
         if self.g_loss not in ("nonsaturating", "saturating"):
             raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
         self.betas = tuple(self.betas)
@@ -251,6 +258,24 @@ class BatchRandom:
     def integer(self, low: int, high: int) -> int:
         """One integer in ``[low, high)``, shared by all processes."""
         return int(torch.randint(low, high, (), generator=self.g))
+
+
+def lr_multiplier(cfg: GANConfig, step: int) -> float:
+    """Factor on the learning rates at ``step`` (0-based): 1 before ``cfg.lr_decay_start`` (or always, when it is
+    0), then linear down to ``cfg.lr_final`` at the last step ``cfg.steps - 1``."""
+    start = cfg.lr_decay_start
+    if start == 0 or step < start or cfg.steps - 1 <= start:
+        return 1.0
+    frac = min(1.0, (step - start) / (cfg.steps - 1 - start))
+    return 1.0 - (1.0 - cfg.lr_final) * frac
+
+
+def _set_learning_rates(optimizers: Sequence[torch.optim.Optimizer], factor: float) -> None:
+    """Each param group's lr = its starting lr (kept as ``base_lr``, saved with the optimizer) times ``factor``."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group.setdefault("base_lr", group["lr"])
+            group["lr"] = group["base_lr"] * factor
 
 
 # --------------------------------------------------------------------------- tasks
@@ -695,6 +720,8 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
             order, epoch = torch.tensor(list(sampler), device=dev), e
         idx = order[j * cfg.batch_size:(j + 1) * cfg.batch_size]
         batch = dataset[idx] if label_set is None else (dataset[idx], label_set[idx])
+        if cfg.lr_decay_start > 0:
+            _set_learning_rates((task.opt_d, task.opt_g), lr_multiplier(cfg, step))
 
         task.opt_d.zero_grad(set_to_none=True)
         logs = task.d_step(G, D, batch, step, BatchRandom(cfg.seed, step, "d", info, cfg.batch_size))
