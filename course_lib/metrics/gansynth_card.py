@@ -29,6 +29,7 @@ from course_lib.models.wavenet_eval import median_f0
 from course_lib.runtime.checkpoint import load_checkpoint
 from course_lib.runtime.device import set_threads
 from course_lib.runtime.model_card import write_model_card
+from course_lib.synth.core import midi_to_hz
 from course_lib.train.gansynth import pitch_path_curve, training_notes
 from course_lib.train.gansynth_losses import harmonic_mask
 
@@ -83,7 +84,7 @@ def harmonic_energy_db(audio: torch.Tensor, midi: Sequence[int] | torch.Tensor, 
     power = torch.exp(2 * audio_to_image(torch.as_tensor(audio, dtype=torch.float32), spec)[:, 0]).mean(-1)
     width = spec.sr / spec.n_fft
     f = torch.arange(power.shape[1]) * width
-    f0 = 440.0 * 2 ** ((torch.as_tensor(midi, dtype=torch.float32).reshape(-1) - 69) / 12)
+    f0 = midi_to_hz(torch.as_tensor(midi).reshape(-1))
     if f0.shape[0] != power.shape[0]:
         raise ValueError(f"{f0.shape[0]} pitches for {power.shape[0]} notes")
     near = harmonic_mask(f, torch.full_like(f, width), f0)
@@ -104,7 +105,7 @@ def pyin_pitch_check(model: torch.nn.Module, seed: int = 7, tolerance_cents: flo
         f0, _ = median_f0(clip, model.sr, fmin=30.0, fmax=2000.0)
         if not math.isfinite(f0):
             unvoiced += 1
-        elif abs(1200 * math.log2(f0 / (440.0 * 2 ** ((m - 69) / 12)))) <= tolerance_cents:
+        elif abs(1200 * math.log2(f0 / midi_to_hz(m))) <= tolerance_cents:
             within += 1
     return {"how": f"one note per MIDI pitch {midi[0]}-{midi[-1]} (latents seed {seed}); median pYIN f0 of the voiced "
                    f"frames vs the requested pitch", "notes": len(midi),

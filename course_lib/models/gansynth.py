@@ -60,6 +60,7 @@ from course_lib.models.gansynth_repr import (ImageNormalizer, SpecImageConfig, a
                                             pitch_clock_shift)
 from course_lib.models.layers import EqualizedConv2d, EqualizedLinear, minibatch_stddev, pixel_norm
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.synth.core import midi_to_hz
 
 PathLike = Union[str, Path]
 LOSSES: tuple[str, ...] = ("wgan-gp", "ns-r1")
@@ -228,7 +229,7 @@ def pitch_comb_channels(cfg: GANSynthConfig, stage: int, f0: torch.Tensor, frame
 
 def class_f0(cfg: GANSynthConfig, pitch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Fundamental frequency in Hz ``(batch,)`` of pitch class indices ``(batch,)`` (class 0 = MIDI ``cfg.pitch_min``)."""
-    return 440.0 * 2.0 ** ((pitch.to(dtype) + cfg.pitch_min - 69) / 12)
+    return midi_to_hz(pitch.to(dtype) + cfg.pitch_min, dtype=dtype)
 
 
 class Generator(nn.Module):

@@ -44,6 +44,7 @@ from course_lib.audio import mu_law_decode, mu_law_encode
 from course_lib.runtime.checkpoint import checkpoint_meta, load_checkpoint
 from course_lib.runtime.model_card import read_model_card
 from course_lib.synth import kernels
+from course_lib.synth.core import midi_to_hz
 
 Device = Union[str, torch.device, None]
 PathLike = Union[str, Path]
@@ -248,7 +249,7 @@ def pitch_code(pitch: torch.Tensor, n_pitches: int, sigma: float = 0.0) -> torch
 def pitch_phase(pitch: torch.Tensor, samples: int, sample_rate: int) -> torch.Tensor:
     """Phase track ``(batch, samples)`` in radians of steady MIDI pitches ``(batch,)`` (real-valued allowed):
     ``2 pi f0 t / sample_rate`` from 0 at sample 0, ``f0 = 440 * 2 ** ((pitch - 69) / 12)`` Hz (wrapped to [0, 2 pi))."""
-    f0 = 440.0 * 2.0 ** ((pitch.double().reshape(-1, 1) - 69.0) / 12.0)  # float64 keeps long phases exact
+    f0 = midi_to_hz(pitch.reshape(-1, 1), dtype=torch.float64)  # float64 keeps long phases exact
     t = torch.arange(samples, device=pitch.device, dtype=torch.float64).view(1, -1)
     return (torch.remainder(f0 * t / sample_rate, 1.0) * (2 * math.pi)).float()
 

@@ -98,10 +98,11 @@ def make_generator(seed: int | None) -> torch.Generator | None:
     return g
 
 
-def midi_to_hz(midi: Param) -> Param:
-    """MIDI note number to frequency in Hz (A4 = 69 = 440 Hz); works on numbers and tensors."""
+def midi_to_hz(midi: Param, dtype: torch.dtype = torch.float32) -> Param:
+    """MIDI note number to frequency in Hz (A4 = 69 = 440 Hz); works on numbers and tensors (computed in ``dtype``:
+    float64 where long phases are accumulated from it)."""
     if isinstance(midi, torch.Tensor):
-        return 440.0 * torch.pow(2.0, (midi.to(torch.float32) - 69.0) / 12.0)
+        return 440.0 * torch.pow(2.0, (midi.to(dtype) - 69.0) / 12.0)
     return 440.0 * 2.0 ** ((float(midi) - 69.0) / 12.0)
 
 

@@ -30,6 +30,7 @@ from course_lib.models.wavenet_presets import TrainPreset, autoencoder_preset, t
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.runtime.device import pick_device, set_threads
 from course_lib.runtime.loop import TrainHistory, fit
+from course_lib.synth.core import midi_to_hz
 
 __all__ = ["LESSON_DATA", "NoteData", "sine_note_data", "synthetic_note_data", "random_crops",
            "wavenet_crop_loss", "train_wavenet", "write_data_card", "main"]
@@ -48,7 +49,7 @@ def note_clocks(data: NoteData, search_cents: float = 60.0) -> tuple[torch.Tenso
     """
     x = data.audio.double().cpu()
     n = torch.arange(x.shape[1], dtype=torch.float64)
-    nominal = 440.0 * 2.0 ** ((data.pitch.double().cpu() - 69.0) / 12.0)
+    nominal = midi_to_hz(data.pitch.cpu(), dtype=torch.float64)
 
     def peak(centre: torch.Tensor, cents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = centre.view(-1, 1) * 2.0 ** (cents.view(1, -1) / 1200.0)  # (N, K) Hz
