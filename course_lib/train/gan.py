@@ -95,7 +95,8 @@ class GANConfig:
     little data lose the variety within a class, unconditional ones keep it): with ``cond_end`` > 0 the class
     offsets of the generator and the projection term of the discriminator are scaled by
     ``clamp((step - cond_start) / (cond_end - cond_start), 0, 1)``: the run starts unconditional and the styles
-    are brought in from ``cond_start`` to ``cond_end``. 0 (every preset): conditional from the first step.
+    are brought in from ``cond_start`` to ``cond_end``. 0 (every preset): conditional from the first step. On the
+    course's loops it did not keep the variety (the StyleGAN2 card has the runs).
 
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
