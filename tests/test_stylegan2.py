@@ -319,3 +319,32 @@ def test_label_range_is_checked_on_the_cpu_and_never_read_back_from_a_device():
     with Reductions() as seen:
         sg.check_labels(torch.tensor([0, 2]), 3, 2)
     assert {"min", "max"} <= set(seen.seen)  # ... while CPU labels are range-checked
+
+
+def test_pacgan_discriminator_judges_packs_of_one_label_as_stacked_channels():
+    torch.manual_seed(0)
+    d = sg.Discriminator(tiny_config(n_classes=3, pack=2))
+    x = torch.randn(4, 1, 16, 128)
+    labels = torch.tensor([1, 1, 2, 2])
+    with torch.no_grad():
+        logits = d(x, labels=labels)
+        assert logits.shape == (2,)
+        y = x.clone()
+        y[1] += 1.0  # the second image of pack 0 moves its logit
+        moved = d(y, labels=labels)
+        assert float((moved[0] - logits[0]).abs()) > 1e-4
+        # a pack is one 2-channel image: its first layer reads both
+        assert d.from_mel.weight.shape[1] == 2
+    with pytest.raises(ValueError, match="share their label"):
+        d(x, labels=torch.tensor([1, 2, 2, 2]))
+    with pytest.raises(ValueError, match="not a multiple of 2"):
+        d(x[:3], labels=labels[:3])
+    with pytest.raises(ValueError, match="pack must be >= 1"):
+        tiny_config(pack=0)
+
+
+def test_r1_penalty_of_a_pack_sums_the_squared_gradients_of_its_images():
+    x = torch.randn(4, 1, 2, 2, requires_grad=True)
+    logits = (x ** 2).reshape(2, -1).sum(1)  # two judgements of two images each
+    expected = ((2 * x) ** 2).reshape(2, -1).sum(1).mean()
+    assert float(sg.r1_penalty(x, logits).detach()) == pytest.approx(float(expected.detach()), rel=1e-5)

@@ -250,3 +250,28 @@ def test_learning_rate_decay_is_linear_from_its_start_to_the_last_step_and_resum
     groups = [g for v in saved.values() if isinstance(v, dict) for g in v.get("param_groups", [])]
     groups += [g for v in saved.get("extra", {}).values() if isinstance(v, dict) for g in v.get("param_groups", [])]
     assert groups and all(g["lr"] == pytest.approx(0.2 * g["base_lr"]) for g in groups)  # the last step's rate
+
+
+def test_pacgan_packs_hold_one_label_for_reals_and_fakes_and_train():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2, 0])
+    idx = torch.tensor([3, 9, 7, 1, 5, 0])
+    rows = gan.same_label_packs(idx, labels, 2, torch.Generator().manual_seed(0), 10)
+    assert rows[::2].tolist() == [3, 7, 5]  # every other sampler row starts a pack
+    assert (labels[rows[0::2]] == labels[rows[1::2]]).all() and (rows[0::2] != rows[1::2]).all()
+    again = gan.same_label_packs(idx, labels, 2, torch.Generator().manual_seed(0), 10)
+    assert torch.equal(rows, again)
+    assert torch.equal(gan.same_label_packs(idx, labels, 1, torch.Generator(), 10), idx)
+    cfg = gan.get_config("stylegan2", "fast", steps=2, progress=False, arch=dict(n_classes=3, pack=2))
+    task = gan.build_task(cfg, torch.device("cpu"))
+    task.set_labels(labels)
+    fake = task._latents(gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4), task.G, step=0)["labels"]
+    assert torch.equal(fake[0::2], fake[1::2])
+    with pytest.raises(ValueError, match="multiple of it"):
+        gan.build_task(gan.get_config("stylegan2", "fast", batch_size=3, arch=dict(pack=2)), torch.device("cpu"))
+    with pytest.raises(ValueError, match="use one of them"):
+        gan.build_task(gan.get_config("stylegan2", "fast", mode_seeking=1.0, arch=dict(n_classes=3, pack=2)),
+                       torch.device("cpu"))
+    torch.manual_seed(0)
+    res = gan.train_gan(cfg, data=torch.randn(10, 32_000) * 0.1, labels=labels)
+    assert res.steps_done == 2 and all(math.isfinite(v) for v in res.history[-1].values())
+    assert res.discriminator(torch.zeros(4, 1, *task.spec.size), labels=torch.tensor([0, 0, 1, 1])).shape == (2,)

@@ -142,6 +142,8 @@ class StyleGAN2Config:
         class_lr_mul: learning-rate multiplier of the per-class w offsets (equalised-learning-rate style: the
             stored parameter is the offset divided by it). 1.0 (the default) trains them at the full rate; the
             mapping network's 0.01 keeps them near their random start, so the class cannot outgrow z's share of w.
+        pack: discriminator only (PacGAN, Lin et al., NeurIPS 2018): it judges ``pack`` images at once, stacked
+            as input channels, so it can see when a batch's images are too alike (1 = one image per judgement).
     """
 
     image_size: tuple[int, int] = (80, 128)
@@ -155,10 +157,13 @@ class StyleGAN2Config:
     w_avg_beta: float = 0.995
     n_classes: int = 0
     class_lr_mul: float = 1.0
+    pack: int = 1
 
     def __post_init__(self) -> None:
         if self.n_classes < 0:
             raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {self.n_classes}")
+        if self.pack < 1:
+            raise ValueError(f"pack must be >= 1 (images per discriminator judgement), got {self.pack}")
         if not self.class_lr_mul > 0:
             raise ValueError(f"class_lr_mul must be > 0, got {self.class_lr_mul}")
         self.image_size = tuple(int(s) for s in self.image_size)
@@ -560,18 +565,20 @@ class DBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """StyleGAN2 residual discriminator: image ``(batch, 1, height, width)`` -> logit ``(batch,)``.
+    """StyleGAN2 residual discriminator: images ``(batch, 1, height, width)`` -> logits ``(batch // pack,)``.
 
+    With ``config.pack`` = m > 1 (PacGAN) rows ``m*i .. m*i + m - 1`` form pack i, judged as one m-channel image.
     A conditional one (``n_classes`` > 0) adds the projection ``<embed(label), h> / sqrt(dim)`` of its last
     hidden features ``h`` to the logit, so it judges "a real loop of this class" (times its ``class_strength``
-    buffer, which a trainer may ramp from 0 to 1: transitional conditioning).
+    buffer, which a trainer may ramp from 0 to 1: transitional conditioning); the images of one pack must share
+    their label.
     """
 
     def __init__(self, config: StyleGAN2Config = StyleGAN2Config(), device: Device = None) -> None:
         super().__init__()
         self.config = config
         c = config.channels
-        self.from_mel = EqualConv2d(1, c[-1], 1)
+        self.from_mel = EqualConv2d(config.pack, c[-1], 1)
         self.blocks = nn.Sequential(*[DBlock(c[k], c[k - 1]) for k in range(config.n_up, 0, -1)])
         extra = 1 if config.mbstd_group > 0 else 0
         self.conv = EqualConv2d(c[0] + extra, c[0], 3)
@@ -589,14 +596,23 @@ class Discriminator(nn.Module):
         if image.ndim != 4 or tuple(image.shape[1:]) != (1, *self.config.image_size):
             raise ValueError(f"image must be (batch, 1, {self.config.image_size[0]}, {self.config.image_size[1]}), "
                              f"got {tuple(image.shape)}")
-        x = F.leaky_relu(self.from_mel(image), 0.2) * math.sqrt(2.0)
+        m, b = self.config.pack, image.shape[0]
+        if b % m:
+            raise ValueError(f"the discriminator judges packs of {m} images: batch {b} is not a multiple of {m}")
+        labels = check_labels(labels, self.config.n_classes, b)
+        if labels is not None and m > 1:
+            labels = labels.view(b // m, m)
+            if labels.device.type == "cpu" and bool((labels != labels[:, :1]).any()):
+                raise ValueError(f"the {m} images of a pack must share their label, got {labels.tolist()}")
+            labels = labels[:, 0]
+        x = image.reshape(b // m, m, *image.shape[2:])
+        x = F.leaky_relu(self.from_mel(x), 0.2) * math.sqrt(2.0)
         x = self.blocks(x)
         if self.config.mbstd_group > 0:
             x = minibatch_stddev(x, self.config.mbstd_group, strict=True)
         x = F.leaky_relu(self.conv(x), 0.2) * math.sqrt(2.0)
         h = self.fc(x.flatten(1))
         logit = self.out(h).squeeze(1)
-        labels = check_labels(labels, self.config.n_classes, image.shape[0])
         if labels is not None:
             e = self.class_embed[labels.to(h.device)]
             logit = logit + self.class_strength * (h * e).sum(1) / math.sqrt(h.shape[1])
@@ -681,7 +697,10 @@ def g_saturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
-    """R1 gradient penalty ``mean over batch of ||dD(x)/dx||^2`` on real images (scalar, differentiable).
+    """R1 gradient penalty ``mean over judgements of ||dD(x)/dx||^2`` on real images (scalar, differentiable).
+
+    One judgement is one image, or one pack of images for a PacGAN discriminator (its logits are fewer than
+    ``real_images``' rows; the squared gradients of a pack's images are summed).
 
     ``real_images`` must have ``requires_grad=True`` and be the input that produced ``real_logits``.
     The training loss adds ``gamma / 2 * r1 * interval`` every ``interval`` steps (lazy regularisation).
@@ -689,7 +708,7 @@ def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor) -> torch.Te
     if not real_images.requires_grad:
         raise ValueError("real_images must require grad (call real.requires_grad_(True) before D(real))")
     (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
-    return grad.square().flatten(1).sum(1).mean()
+    return grad.square().reshape(real_logits.shape[0], -1).sum(1).mean()  # per judgement (a pack of images)
 
 
 def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.Tensor, decay: float = 0.01,

@@ -50,7 +50,7 @@ MODELS: tuple[str, ...] = ("stylegan2", "melgan")
 PRESET_NAMES: tuple[str, ...] = ("fast", "lecture", "full")
 
 __all__ = ["GANConfig", "PRESETS", "get_config", "BatchRandom", "StyleGAN2Task", "MelGANTask", "build_task",
-           "TrainResult", "train_gan", "train_worker", "load_training_data"]
+           "TrainResult", "train_gan", "train_worker", "load_training_data", "same_label_packs"]
 
 
 @dataclass
@@ -97,6 +97,11 @@ class GANConfig:
     ``clamp((step - cond_start) / (cond_end - cond_start), 0, 1)``: the run starts unconditional and the styles
     are brought in from ``cond_start`` to ``cond_end``. 0 (every preset): conditional from the first step. On the
     course's loops it did not keep the variety (the StyleGAN2 card has the runs).
+
+    PacGAN (``arch pack`` = m > 1, Lin et al., NeurIPS 2018): the discriminator judges m images of one style at
+    once (:func:`same_label_packs` for the reals, fakes drawn m to a label), so a generator that plays one loop per
+    style is told apart by the likeness of a pack's images; a batch of ``batch_size`` images makes
+    ``batch_size / m`` judgements, and R1 is taken per judgement.
 
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
@@ -279,6 +284,27 @@ def _set_learning_rates(optimizers: Sequence[torch.optim.Optimizer], factor: flo
             group["lr"] = group["base_lr"] * factor
 
 
+def same_label_packs(idx: torch.Tensor, labels: torch.Tensor | None, pack: int, generator: torch.Generator,
+                     n_items: int) -> torch.Tensor:
+    """Rows of real packs for a PacGAN discriminator: every ``pack``-th row of ``idx`` ``(batch,)`` (the sampler's
+    shuffled order) is kept as a pack's first image and followed by ``pack - 1`` other training rows of the same
+    label, drawn with ``generator`` (any other row when ``labels`` is None: an unconditional model).
+
+    Returns ``(batch,)`` rows of the training set (``n_items`` rows, labels ``(n_items,)``): rows ``m*i ..
+    m*i + m - 1`` share a label. A label with one training item repeats it.
+    """
+    if pack == 1:
+        return idx
+    anchors = idx[::pack].cpu()
+    out = []
+    for a in anchors.tolist():
+        pool = torch.arange(n_items) if labels is None else torch.nonzero(labels.cpu() == labels[a].cpu()).flatten()
+        others = pool[pool != a] if pool.numel() > 1 else pool
+        pick = torch.randint(0, others.numel(), (pack - 1,), generator=generator)
+        out.append(torch.cat([torch.tensor([a]), others[pick]]))
+    return torch.cat(out).to(idx.device)
+
+
 # --------------------------------------------------------------------------- tasks
 
 def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
@@ -308,6 +334,11 @@ class StyleGAN2Task:
             raise ValueError("mode_seeking needs a class-conditional StyleGAN2 (arch n_classes > 0)")
         if max(cfg.mode_seeking, cfg.mode_seeking_late) > 0 and cfg.batch_size % 2:
             raise ValueError(f"mode_seeking pairs the two halves of a batch: batch_size must be even, got {cfg.batch_size}")
+        if self.arch.pack > 1 and cfg.batch_size % self.arch.pack:
+            raise ValueError(f"the discriminator judges packs of {self.arch.pack} images (arch pack): batch_size "
+                             f"must be a multiple of it, got {cfg.batch_size}")
+        if self.arch.pack > 1 and max(cfg.mode_seeking, cfg.mode_seeking_late) > 0:
+            raise ValueError("mode_seeking pairs a batch's halves and arch pack groups its neighbours: use one of them")
         if cfg.cond_end > 0 and not self.conditional:
             raise ValueError("cond_start / cond_end ramp the class conditioning in: they need a class-conditional "
                              "StyleGAN2 (arch n_classes > 0)")
@@ -377,8 +408,16 @@ class StyleGAN2Task:
             b = labels.shape[0]
             if paired:  # the two halves of the batch share their labels
                 labels = labels[: b // 2].repeat(2)
+            m = self.arch.pack
+            if m > 1:  # the images of a discriminator pack share their label
+                labels = labels[::m].repeat_interleave(m)
             out["labels"] = labels
         return out
+
+    def pack_indices(self, idx: torch.Tensor, n_items: int, rnd: BatchRandom) -> torch.Tensor:
+        """Training rows for one batch of real packs (PacGAN, ``arch pack`` = m): :func:`same_label_packs` of
+        the sampler's rows ``idx`` ``(batch,)``."""
+        return same_label_packs(idx, self.class_labels, self.arch.pack, rnd.g, n_items)
 
     def mode_seeking_loss(self, fakes: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """MSGAN's term for pairs ``(i, i + batch/2)`` (same labels): mean of ``|z_a - z_b| / |G(z_a) - G(z_b)|``
@@ -720,6 +759,8 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
             sampler.set_epoch(e)
             order, epoch = torch.tensor(list(sampler), device=dev), e
         idx = order[j * cfg.batch_size:(j + 1) * cfg.batch_size]
+        if cfg.model == "stylegan2" and task.arch.pack > 1:  # PacGAN: real packs of one label
+            idx = task.pack_indices(idx, n, BatchRandom(cfg.seed, step, "pack", info, cfg.batch_size))
         batch = dataset[idx] if label_set is None else (dataset[idx], label_set[idx])
         if cfg.lr_decay_start > 0:
             _set_learning_rates((task.opt_d, task.opt_g), lr_multiplier(cfg, step))
