@@ -348,3 +348,30 @@ def test_r1_penalty_of_a_pack_sums_the_squared_gradients_of_its_images():
     logits = (x ** 2).reshape(2, -1).sum(1)  # two judgements of two images each
     expected = ((2 * x) ** 2).reshape(2, -1).sum(1).mean()
     assert float(sg.r1_penalty(x, logits).detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+def test_class_mapping_feeds_a_normalised_class_embedding_to_the_mapping_network(tmp_path):
+    torch.manual_seed(0)
+    g = sg.Generator(tiny_config(n_classes=3, class_mapping=True)).eval().requires_grad_(False)
+    assert g.mapping_net.layers[0].weight.shape[1] == 16 + 16 and not hasattr(g, "class_w")
+    z = torch.randn(4, 16)
+    labels = torch.tensor([0, 1, 2, 0])
+    ws = g.mapping(z, labels=labels)
+    e = g.class_embed[labels]
+    embed = e * torch.rsqrt(e.square().mean(1, keepdim=True) + 1e-8)  # unit second moment, like z
+    zn = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
+    torch.testing.assert_close(ws[:, 0], g.mapping_net.layers(torch.cat([zn, embed], 1)))
+    torch.testing.assert_close(g.unconditioned_w(ws, labels), ws[:, 0])  # no offset: w_avg averages w itself
+    a = g(z, noise_mode="const", labels=torch.zeros(4, dtype=torch.long))
+    b = g(z, noise_mode="const", labels=torch.full((4,), 2))
+    assert float((a - b).abs().mean()) > 1e-3  # same latents, another class: another image
+    g.class_strength.fill_(0.0)  # transitional conditioning at its start: the class is not read
+    torch.testing.assert_close(g.mapping(z, labels=torch.zeros(4, dtype=torch.long)),
+                               g.mapping(z, labels=torch.full((4,), 2)))
+    g.class_strength.fill_(1.0)
+    spec = sg.MelImageSpec(mel=TINY_MEL, width=128)
+    path = sg.save_generator(g, spec, tmp_path / "g.pt", {})
+    loaded = sg.load_stylegan2(path)
+    torch.testing.assert_close(loaded(z, noise_mode="const", labels=labels), g(z, noise_mode="const", labels=labels))
+    with pytest.raises(ValueError, match="embed must be"):
+        g.mapping_net(z)

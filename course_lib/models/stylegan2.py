@@ -142,6 +142,10 @@ class StyleGAN2Config:
         class_lr_mul: learning-rate multiplier of the per-class w offsets (equalised-learning-rate style: the
             stored parameter is the offset divided by it). 1.0 (the default) trains them at the full rate; the
             mapping network's 0.01 keeps them near their random start, so the class cannot outgrow z's share of w.
+        class_mapping: how a conditional generator reads its class. False (the default): a learned per-class
+            offset added to w after the mapping network. True (StyleGAN2-ADA): a learned class embedding enters
+            the mapping network beside z (both normalised), so the MLP can shape each class's own variety;
+            truncation then pulls towards the mean w of all classes, as in StyleGAN2-ADA.
         pack: discriminator only (PacGAN, Lin et al., NeurIPS 2018): it judges ``pack`` images at once, stacked
             as input channels, so it can see when a batch's images are too alike (1 = one image per judgement).
     """
@@ -157,6 +161,7 @@ class StyleGAN2Config:
     w_avg_beta: float = 0.995
     n_classes: int = 0
     class_lr_mul: float = 1.0
+    class_mapping: bool = False
     pack: int = 1
 
     def __post_init__(self) -> None:
@@ -210,24 +215,31 @@ class EqualConv2d(nn.Module):
 class MappingNetwork(nn.Module):
     """z ``(batch, z_dim)`` -> w ``(batch, w_dim)``: pixel-normalise z, then an MLP of leaky-ReLU layers.
 
-    Keeps ``w_avg`` (buffer, ``(w_dim,)``), the running mean of the w it produced in training
-    (updated by :meth:`update_w_avg`), the centre of the truncation trick.
+    With ``embed_dim`` > 0 it also reads a class embedding ``(batch, embed_dim)``, concatenated to the normalised
+    z as it is given (the generator normalises it: StyleGAN2-ADA's conditional mapping). Keeps ``w_avg`` (buffer, ``(w_dim,)``), the running
+    mean of the w it produced in training (updated by :meth:`update_w_avg`), the centre of the truncation trick.
     """
 
-    def __init__(self, z_dim: int = 128, w_dim: int = 128, n_layers: int = 4, lr_mul: float = 0.01) -> None:
+    def __init__(self, z_dim: int = 128, w_dim: int = 128, n_layers: int = 4, lr_mul: float = 0.01,
+                 embed_dim: int = 0) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        dims = [z_dim] + [w_dim] * n_layers
+        dims = [z_dim + embed_dim] + [w_dim] * n_layers
         self.layers = nn.Sequential(*[EqualizedLinear(a, b, gain=1.0, lr_mul=lr_mul, activation="lrelu")
                                       for a, b in zip(dims[:-1], dims[1:])])
-        self.z_dim, self.w_dim = z_dim, w_dim
+        self.z_dim, self.w_dim, self.embed_dim = z_dim, w_dim, embed_dim
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, embed: torch.Tensor | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be (batch, {self.z_dim}), got {tuple(z.shape)}")
+        if (embed is None) != (self.embed_dim == 0) or (embed is not None and embed.shape != (z.shape[0], self.embed_dim)):
+            raise ValueError(f"embed must be ({z.shape[0]}, {self.embed_dim}) for this mapping network "
+                             f"(None when embed_dim is 0), got {None if embed is None else tuple(embed.shape)}")
         z = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)
+        if embed is not None:
+            z = torch.cat([z, embed], dim=1)
         return self.layers(z)
 
     @torch.no_grad()
@@ -432,10 +444,14 @@ class Generator(nn.Module):
         self.config = config
         c, w_dim = config.channels, config.w_dim
         h0, w0 = config.base_size
-        self.mapping_net = MappingNetwork(config.z_dim, w_dim, config.mapping_layers, config.mapping_lr_mul)
-        if config.n_classes > 0:  # one learned w offset per class, added after the mapping network
+        embed_dim = w_dim if config.n_classes > 0 and config.class_mapping else 0
+        self.mapping_net = MappingNetwork(config.z_dim, w_dim, config.mapping_layers, config.mapping_lr_mul, embed_dim)
+        if config.n_classes > 0 and config.class_mapping:  # a class embedding read by the mapping network
+            self.class_embed = nn.Parameter(torch.randn(config.n_classes, w_dim) / config.class_lr_mul)
+        elif config.n_classes > 0:  # one learned w offset per class, added after the mapping network
             self.class_w = nn.Parameter(torch.randn(config.n_classes, w_dim) / config.class_lr_mul)
-            # transitional conditioning (set by the trainer, 1 = fully conditional): scales the class offsets
+        if config.n_classes > 0:
+            # transitional conditioning (set by the trainer, 1 = fully conditional): scales the class's input
             self.register_buffer("class_strength", torch.ones(()), persistent=False)
         self.input = ConstantInput(c[0], (h0, w0))
         self.conv0 = StyledConv(c[0], c[0], w_dim, (h0, w0))
@@ -485,14 +501,19 @@ class Generator(nn.Module):
         """z ``(batch, z_dim)`` (and ``labels`` ``(batch,)`` for a conditional model) -> ws ``(batch, num_ws, w_dim)``.
 
         The same w on every layer, truncated towards ``w_avg`` (the running mean of the mapping network's
-        output); a conditional model then adds its class's offset, so truncation keeps the class.
+        output); a conditional model with class offsets then adds its class's offset, so truncation keeps the
+        class (with ``class_mapping`` the class embedding enters the mapping network, times ``class_strength``).
         """
         labels = check_labels(labels, self.config.n_classes, z.shape[0])
-        w = self.mapping_net(z)
+        embed = None
+        if labels is not None and self.config.class_mapping:
+            e = self.class_embed[labels.to(self.class_embed.device)] * self.config.class_lr_mul
+            embed = e * torch.rsqrt(e.square().mean(dim=1, keepdim=True) + 1e-8) * self.class_strength
+        w = self.mapping_net(z, embed)
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1)
         if truncation_psi != 1.0:
             ws = truncate(ws, self.mapping_net.w_avg, truncation_psi, truncation_cutoff)
-        if labels is not None:
+        if labels is not None and not self.config.class_mapping:
             ws = ws + self.class_offsets[labels.to(self.class_w.device)].unsqueeze(1)
         return ws
 
@@ -507,7 +528,9 @@ class Generator(nn.Module):
         removed): what :meth:`MappingNetwork.update_w_avg` should average."""
         w = ws[:, 0]
         labels = check_labels(labels, self.config.n_classes, w.shape[0])
-        return w if labels is None else w - self.class_offsets[labels.to(w.device)].detach()
+        if labels is None or self.config.class_mapping:  # no offset to remove
+            return w
+        return w - self.class_offsets[labels.to(w.device)].detach()
 
     def synthesis(self, ws: torch.Tensor, noise: Sequence[torch.Tensor] | None = None, noise_mode: str = "random",
                   generator: torch.Generator | None = None) -> torch.Tensor:
