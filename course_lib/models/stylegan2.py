@@ -216,8 +216,9 @@ class MappingNetwork(nn.Module):
     """z ``(batch, z_dim)`` -> w ``(batch, w_dim)``: pixel-normalise z, then an MLP of leaky-ReLU layers.
 
     With ``embed_dim`` > 0 it also reads a class embedding ``(batch, embed_dim)``, concatenated to the normalised
-    z as it is given (the generator normalises it: StyleGAN2-ADA's conditional mapping). Keeps ``w_avg`` (buffer, ``(w_dim,)``), the running
-    mean of the w it produced in training (updated by :meth:`update_w_avg`), the centre of the truncation trick.
+    z as it is given (the generator normalises it: StyleGAN2-ADA's conditional mapping). Keeps ``w_avg`` (buffer,
+    ``(w_dim,)``), the running mean of the w it produced in training (updated by :meth:`update_w_avg`), the centre
+    of the truncation trick.
     """
 
     def __init__(self, z_dim: int = 128, w_dim: int = 128, n_layers: int = 4, lr_mul: float = 0.01,
@@ -234,7 +235,8 @@ class MappingNetwork(nn.Module):
     def forward(self, z: torch.Tensor, embed: torch.Tensor | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be (batch, {self.z_dim}), got {tuple(z.shape)}")
-        if (embed is None) != (self.embed_dim == 0) or (embed is not None and embed.shape != (z.shape[0], self.embed_dim)):
+        expected = None if self.embed_dim == 0 else (z.shape[0], self.embed_dim)
+        if (None if embed is None else tuple(embed.shape)) != expected:
             raise ValueError(f"embed must be ({z.shape[0]}, {self.embed_dim}) for this mapping network "
                              f"(None when embed_dim is 0), got {None if embed is None else tuple(embed.shape)}")
         z = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)

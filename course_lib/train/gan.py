@@ -296,9 +296,10 @@ def same_label_packs(idx: torch.Tensor, labels: torch.Tensor | None, pack: int, 
     if pack == 1:
         return idx
     anchors = idx[::pack].cpu()
+    labels = None if labels is None else labels.cpu()
     out = []
     for a in anchors.tolist():
-        pool = torch.arange(n_items) if labels is None else torch.nonzero(labels.cpu() == labels[a].cpu()).flatten()
+        pool = torch.arange(n_items) if labels is None else torch.nonzero(labels == labels[a]).flatten()
         others = pool[pool != a] if pool.numel() > 1 else pool
         pick = torch.randint(0, others.numel(), (pack - 1,), generator=generator)
         out.append(torch.cat([torch.tensor([a]), others[pick]]))
