@@ -511,7 +511,7 @@ class Generator(nn.Module):
         if labels is not None and self.config.class_mapping:
             e = self.class_embed[labels.to(self.class_embed.device)] * self.config.class_lr_mul
             embed = e * torch.rsqrt(e.square().mean(dim=1, keepdim=True) + 1e-8) * self.class_strength
-        w = self.mapping_net(z, embed)
+        w = self.mapping_net(z) if embed is None else self.mapping_net(z, embed)  # HW2's mapping reads z alone
         ws = w.unsqueeze(1).expand(-1, self.num_ws, -1)
         if truncation_psi != 1.0:
             ws = truncate(ws, self.mapping_net.w_avg, truncation_psi, truncation_cutoff)
