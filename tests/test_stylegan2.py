@@ -343,6 +343,21 @@ def test_pacgan_discriminator_judges_packs_of_one_label_as_stacked_channels():
         tiny_config(pack=0)
 
 
+def test_discriminator_channels_can_differ_from_the_generators(tmp_path):
+    cfg = tiny_config(channels=(16, 16, 12, 8), d_channels=(8, 8, 6, 4))
+    d, g = sg.Discriminator(cfg), sg.Generator(cfg)
+    # the discriminator reads the image at the top resolution with d_channels[-1] features, ends with d_channels[0]
+    assert d.from_mel.weight.shape[0] == 4 and d.fc.weight.shape[0] == 8
+    assert g.to_mels[-1].conv.weight.shape[-3] == 8  # the generator keeps its own channels
+    assert d(torch.randn(4, 1, 16, 128)).shape == (4,)
+    mirrored = sg.Discriminator(tiny_config(channels=(16, 16, 12, 8)))
+    assert mirrored.from_mel.weight.shape[0] == 8 and mirrored.fc.weight.shape[0] == 16
+    path = sg.save_generator(g, sg.MelImageSpec(), tmp_path / "g.pt")
+    assert sg.load_stylegan2(path).config.d_channels == (8, 8, 6, 4)
+    with pytest.raises(ValueError, match="d_channels needs n_up"):
+        tiny_config(d_channels=(8, 8))
+
+
 def test_r1_penalty_of_a_pack_sums_the_squared_gradients_of_its_images():
     x = torch.randn(4, 1, 2, 2, requires_grad=True)
     logits = (x ** 2).reshape(2, -1).sum(1)  # two judgements of two images each

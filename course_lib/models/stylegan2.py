@@ -148,6 +148,9 @@ class StyleGAN2Config:
             truncation then pulls towards the mean w of all classes, as in StyleGAN2-ADA.
         pack: discriminator only (PacGAN, Lin et al., NeurIPS 2018): it judges ``pack`` images at once, stacked
             as input channels, so it can see when a batch's images are too alike (1 = one image per judgement).
+        d_channels: the discriminator's channels per resolution (``n_up + 1`` values, same order as
+            ``channels``); None (the default) mirrors the generator's. Lets the generator grow without the
+            discriminator's cost growing with it.
     """
 
     image_size: tuple[int, int] = (80, 128)
@@ -163,6 +166,7 @@ class StyleGAN2Config:
     class_lr_mul: float = 1.0
     class_mapping: bool = False
     pack: int = 1
+    d_channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.n_classes < 0:
@@ -178,6 +182,16 @@ class StyleGAN2Config:
             raise ValueError(f"image_size {self.image_size} must be divisible by 2**n_up = {f}")
         if len(self.channels) != self.n_up + 1:
             raise ValueError(f"channels needs n_up + 1 = {self.n_up + 1} values, got {len(self.channels)}")
+        if self.d_channels is not None:
+            self.d_channels = tuple(int(c) for c in self.d_channels)
+            if len(self.d_channels) != self.n_up + 1 or min(self.d_channels) < 1:
+                raise ValueError(f"d_channels needs n_up + 1 = {self.n_up + 1} positive values (or None: mirror "
+                                 f"channels), got {self.d_channels}")
+
+    @property
+    def discriminator_channels(self) -> tuple[int, ...]:
+        """The discriminator's channels per resolution: ``d_channels``, or the generator's when None."""
+        return self.channels if self.d_channels is None else self.d_channels
 
     @property
     def base_size(self) -> tuple[int, int]:
@@ -602,7 +616,7 @@ class Discriminator(nn.Module):
     def __init__(self, config: StyleGAN2Config = StyleGAN2Config(), device: Device = None) -> None:
         super().__init__()
         self.config = config
-        c = config.channels
+        c = config.discriminator_channels
         self.from_mel = EqualConv2d(config.pack, c[-1], 1)
         self.blocks = nn.Sequential(*[DBlock(c[k], c[k - 1]) for k in range(config.n_up, 0, -1)])
         extra = 1 if config.mbstd_group > 0 else 0
