@@ -233,6 +233,28 @@ def test_a_class_conditional_generator_is_graded_with_every_class_in_turn(setup,
     assert err_right < err_wrong  # the loops are those of classes 0, 1, 2, 0
 
 
+@pytest.mark.parametrize("arch", [{"class_lr_mul": 0.1}, {"class_mapping": True}])
+def test_the_scorer_builds_the_conditional_generator_the_student_trained(setup, tmp_path, arch):
+    """How a generator reads its class (offsets at class_lr_mul, or an embedding in the mapping network) is part of
+    what it computes: the scorer's clean checkpoint must make the student's images, not another model's."""
+    from course_lib.models import stylegan2 as sg
+
+    torch.manual_seed(2)
+    spec = sg.MelImageSpec()
+    g = sg.Generator(sg.StyleGAN2Config(image_size=spec.size, channels=(16, 16, 16, 8, 8), z_dim=32, w_dim=32,
+                                        mapping_layers=2, n_classes=3, **arch)).eval()
+    path = sg.save_generator(g, spec, tmp_path / "checkpoint.pt")
+    info = tg.inspect_checkpoint(path, setup["policy"].checkpoint, setup["policy"].generation,
+                                 setup["policy"].submission)
+    clean = sg.load_stylegan2(tg.write_clean_checkpoint(info, tmp_path / "clean.pt")).eval()
+    z, labels = torch.randn(4, 32), torch.tensor([0, 1, 2, 0])
+    with torch.no_grad():
+        assert torch.equal(clean(z, noise_mode="const", labels=labels), g(z, noise_mode="const", labels=labels))
+    with pytest.raises(tg.CheckpointRefused, match="class_mapping must be true or false"):
+        bad = edited_checkpoint(path, tmp_path / "bad.pt", config={"class_mapping": "yes"})
+        tg.inspect_checkpoint(bad, setup["policy"].checkpoint, setup["policy"].generation, setup["policy"].submission)
+
+
 def test_refused_checkpoint_scores_zero_with_its_reason_for_the_student_and_the_ta(setup, tmp_path):
     hw2 = hw2_folder(tmp_path, None, setup["real"][:4])
     edited_checkpoint(setup["ckpt"], hw2 / "checkpoint.pt", config={"n_up": 12, "channels": [8] * 13})
