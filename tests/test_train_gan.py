@@ -24,7 +24,7 @@ def loops(n: int = 8, samples: int = 32000) -> torch.Tensor:
 
 
 def max_diff(a: dict, b: dict) -> float:
-    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    return max(float((a[k].detach().float() - b[k].detach().float()).abs().max()) for k in a)
 
 
 def test_ddp_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
