@@ -250,6 +250,8 @@ def test_the_scorer_builds_the_conditional_generator_the_student_trained(setup, 
     z, labels = torch.randn(4, 32), torch.tensor([0, 1, 2, 0])
     with torch.no_grad():
         assert torch.equal(clean(z, noise_mode="const", labels=labels), g(z, noise_mode="const", labels=labels))
+    # every field the generator reads is carried; only the discriminator's own ones may stay behind
+    assert set(f.name for f in dataclasses.fields(sg.StyleGAN2Config)) - set(info.config) == {"pack", "d_channels"}
     with pytest.raises(tg.CheckpointRefused, match="class_mapping must be true or false"):
         bad = edited_checkpoint(path, tmp_path / "bad.pt", config={"class_mapping": "yes"})
         tg.inspect_checkpoint(bad, setup["policy"].checkpoint, setup["policy"].generation, setup["policy"].submission)

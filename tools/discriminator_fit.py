@@ -17,17 +17,15 @@ import torch
 
 from course_lib.data.datasets import LoopDataset
 from course_lib.models import stylegan2 as sg
-from course_lib.spectral import log_mel
 from course_lib.train.gan import GANConfig, StyleGAN2Task
 
 BATCH = 16  # a multiple of the minibatch-stddev group
 
 
-def loop_images(spec: sg.MelImageSpec, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The lecture loop set's ``split`` as images ``(n, 1, n_mels, width)`` and labels ``(n,)``."""
+def lecture_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lecture loop set's ``split``: audio ``(n, samples)`` and labels ``(n,)``."""
     d = LoopDataset(split=split, preset="lecture", seed=0, precompute_mel=False)
-    audio = d.audio[:, : spec.loop_samples].float()
-    return torch.cat([spec.to_image(log_mel(audio[i:i + 64], spec.mel)) for i in range(0, len(audio), 64)]), d.labels
+    return d.audio.float(), d.labels
 
 
 @torch.no_grad()
@@ -42,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("checkpoints", nargs="+", type=Path)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    train_audio, train_labels = lecture_split("train")
+    held = [lecture_split(s) for s in ("valid", "test")]
+    held_audio, held_labels = torch.cat([h[0] for h in held]), torch.cat([h[1] for h in held])
     for path in args.checkpoints:
         blob = torch.load(path, map_location="cpu", weights_only=False)
         cfg = GANConfig(**{k: v for k, v in blob["config"].items() if k in GANConfig.__dataclass_fields__})
@@ -50,9 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         task.G_ema.load_state_dict(blob["extra"]["G_ema"])
         D, spec = task.D.eval(), task.spec
         conditional = task.conditional
-        train, train_labels = loop_images(spec, "train")
-        held = [loop_images(spec, s) for s in ("valid", "test")]
-        held_images, held_labels = torch.cat([h[0] for h in held]), torch.cat([h[1] for h in held])
+        train, held_images = task.prepare(train_audio), task.prepare(held_audio)  # the images the run trained on
         gen_labels = sg.balanced_labels(192, task.arch.n_classes) if conditional else None
         fakes = spec.to_image(sg.generate_mels(task.G_ema.eval(), spec, 192, seed=123, labels=gen_labels))
         rows = {"training loops": logits(D, train, train_labels if conditional else None),
