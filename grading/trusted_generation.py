@@ -112,10 +112,11 @@ def _check_config(raw, path: Path, limits: CheckpointLimits, spec) -> dict:
     cfg["n_classes"] = _int("n_classes", raw.get("n_classes", StyleGAN2Config.n_classes), path, 0, limits.max_classes)
     # how a conditional generator reads its class changes what it computes: both travel with the weights
     cfg["class_lr_mul"] = _float("class_lr_mul", raw.get("class_lr_mul", StyleGAN2Config.class_lr_mul), path, 1e-6, 1e3)
-    class_mapping = raw.get("class_mapping", StyleGAN2Config.class_mapping)
-    if not isinstance(class_mapping, bool):
-        raise CheckpointRefused(f"{path}: config class_mapping must be true or false, got {class_mapping!r}")
-    cfg["class_mapping"] = class_mapping
+    for name in ("class_mapping", "input_from_w"):  # switches that change what the generator computes
+        value = raw.get(name, getattr(StyleGAN2Config, name))
+        if not isinstance(value, bool):
+            raise CheckpointRefused(f"{path}: config {name} must be true or false, got {value!r}")
+        cfg[name] = value
     size = raw.get("image_size", StyleGAN2Config.image_size)
     if not isinstance(size, (list, tuple)) or len(size) != 2:
         raise CheckpointRefused(f"{path}: config image_size must be (height, width)")

@@ -233,7 +233,7 @@ def test_a_class_conditional_generator_is_graded_with_every_class_in_turn(setup,
     assert err_right < err_wrong  # the loops are those of classes 0, 1, 2, 0
 
 
-@pytest.mark.parametrize("arch", [{"class_lr_mul": 0.1}, {"class_mapping": True}])
+@pytest.mark.parametrize("arch", [{"class_lr_mul": 0.1}, {"class_mapping": True}, {"input_from_w": True}])
 def test_the_scorer_builds_the_conditional_generator_the_student_trained(setup, tmp_path, arch):
     """How a generator reads its class (offsets at class_lr_mul, or an embedding in the mapping network) is part of
     what it computes: the scorer's clean checkpoint must make the student's images, not another model's."""
@@ -252,9 +252,11 @@ def test_the_scorer_builds_the_conditional_generator_the_student_trained(setup, 
         assert torch.equal(clean(z, noise_mode="const", labels=labels), g(z, noise_mode="const", labels=labels))
     # every field the generator reads is carried; only the discriminator's own ones may stay behind
     assert set(f.name for f in dataclasses.fields(sg.StyleGAN2Config)) - set(info.config) == {"pack", "d_channels"}
-    with pytest.raises(tg.CheckpointRefused, match="class_mapping must be true or false"):
-        bad = edited_checkpoint(path, tmp_path / "bad.pt", config={"class_mapping": "yes"})
-        tg.inspect_checkpoint(bad, setup["policy"].checkpoint, setup["policy"].generation, setup["policy"].submission)
+    for switch in ("class_mapping", "input_from_w"):
+        with pytest.raises(tg.CheckpointRefused, match=f"{switch} must be true or false"):
+            bad = edited_checkpoint(path, tmp_path / "bad.pt", config={switch: "yes"})
+            tg.inspect_checkpoint(bad, setup["policy"].checkpoint, setup["policy"].generation,
+                                  setup["policy"].submission)
 
 
 def test_refused_checkpoint_scores_zero_with_its_reason_for_the_student_and_the_ta(setup, tmp_path):

@@ -390,3 +390,25 @@ def test_class_mapping_feeds_a_normalised_class_embedding_to_the_mapping_network
     torch.testing.assert_close(loaded(z, noise_mode="const", labels=labels), g(z, noise_mode="const", labels=labels))
     with pytest.raises(ValueError, match="embed must be"):
         g.mapping_net(z)
+
+
+def test_input_from_w_adds_a_layout_projected_from_the_first_w_to_the_constant(tmp_path):
+    torch.manual_seed(0)
+    g = sg.Generator(tiny_config(input_from_w=True)).eval().requires_grad_(False)
+    plain = sg.Generator(tiny_config()).eval().requires_grad_(False)
+    c0, (h0, w0) = g.config.channels[0], g.config.base_size
+    assert g.input_map.weight.shape == (c0 * h0 * w0, g.config.w_dim) and not hasattr(plain, "input_map")
+    ws = g.mapping(torch.randn(3, 16))
+    start = g.input(3) + g.input_map(ws[:, 0]).view(3, c0, h0, w0)
+    first = g.conv0(start, ws[:, 0], noise_mode="const")
+    seen = {}
+    hook = g.conv0.register_forward_hook(lambda m, args, out: seen.update(conv0=out))
+    g.synthesis(ws, noise_mode="const")
+    hook.remove()
+    torch.testing.assert_close(seen["conv0"], first)  # the synthesis starts from constant + projected map
+    ws2 = ws.clone()
+    ws2[:, 0] = ws[[1, 2, 0], 0]  # another first w only: another starting layout
+    assert not torch.allclose(g.synthesis(ws2, noise_mode="const"), g.synthesis(ws, noise_mode="const"))
+    spec = sg.MelImageSpec(mel=TINY_MEL, width=128)
+    loaded = sg.load_stylegan2(sg.save_generator(g, spec, tmp_path / "g.pt", {}))
+    torch.testing.assert_close(loaded.synthesis(ws, noise_mode="const"), g.synthesis(ws, noise_mode="const"))

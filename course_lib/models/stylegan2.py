@@ -167,6 +167,7 @@ class StyleGAN2Config:
     class_mapping: bool = False
     pack: int = 1
     d_channels: tuple[int, ...] | None = None
+    input_from_w: bool = False
 
     def __post_init__(self) -> None:
         if self.n_classes < 0:
@@ -470,6 +471,8 @@ class Generator(nn.Module):
             # transitional conditioning (set by the trainer, 1 = fully conditional): scales the class's input
             self.register_buffer("class_strength", torch.ones(()), persistent=False)
         self.input = ConstantInput(c[0], (h0, w0))
+        if config.input_from_w:  # a per-latent layout added to the constant
+            self.input_map = EqualizedLinear(w_dim, c[0] * h0 * w0, gain=1.0)
         self.conv0 = StyledConv(c[0], c[0], w_dim, (h0, w0))
         self.to_mel0 = ToMel(c[0], w_dim)
         self.ups, self.convs, self.to_mels = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
@@ -560,6 +563,8 @@ class Generator(nn.Module):
             raise ValueError(f"noise must hold {n_noise} tensors (see noise_sizes()), got {len(noise)}")
         nz = list(noise) if noise is not None else [None] * n_noise
         x = self.input(ws.shape[0])
+        if self.config.input_from_w:
+            x = x + self.input_map(ws[:, 0]).view(x.shape)
         x = self.conv0(x, ws[:, 0], nz[0], noise_mode, generator)
         img = self.to_mel0(x, ws[:, 1])
         for k in range(1, self.config.n_up + 1):
