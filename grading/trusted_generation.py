@@ -112,6 +112,8 @@ def _check_config(raw, path: Path, limits: CheckpointLimits, spec) -> dict:
     cfg["n_classes"] = _int("n_classes", raw.get("n_classes", StyleGAN2Config.n_classes), path, 0, limits.max_classes)
     # how a conditional generator reads its class changes what it computes: both travel with the weights
     cfg["class_lr_mul"] = _float("class_lr_mul", raw.get("class_lr_mul", StyleGAN2Config.class_lr_mul), path, 1e-6, 1e3)
+    cfg["input_map_init"] = _float("input_map_init", raw.get("input_map_init", StyleGAN2Config.input_map_init),
+                                   path, 0.0, 1e3)
     for name in ("class_mapping", "input_from_w"):  # switches that change what the generator computes
         value = raw.get(name, getattr(StyleGAN2Config, name))
         if not isinstance(value, bool):

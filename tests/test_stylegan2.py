@@ -412,3 +412,19 @@ def test_input_from_w_adds_a_layout_projected_from_the_first_w_to_the_constant(t
     spec = sg.MelImageSpec(mel=TINY_MEL, width=128)
     loaded = sg.load_stylegan2(sg.save_generator(g, spec, tmp_path / "g.pt", {}))
     torch.testing.assert_close(loaded.synthesis(ws, noise_mode="const"), g.synthesis(ws, noise_mode="const"))
+
+
+def test_input_map_init_zero_starts_from_the_plain_constant_and_still_learns():
+    torch.manual_seed(0)
+    g = sg.Generator(tiny_config(input_from_w=True, input_map_init=0.0))
+    torch.manual_seed(0)
+    plain = sg.Generator(tiny_config())
+    plain_state = plain.state_dict()
+    g.load_state_dict({**plain_state, **{k: v for k, v in g.state_dict().items() if k.startswith("input_map")}})
+    assert float(g.input_map.weight.detach().abs().max()) == 0.0
+    ws = g.mapping(torch.randn(3, 16))
+    torch.testing.assert_close(g.synthesis(ws, noise_mode="const"), plain.synthesis(ws, noise_mode="const"))
+    g.synthesis(ws, noise_mode="const").square().mean().backward()
+    assert float(g.input_map.weight.grad.abs().max()) > 0  # the layout can grow from zero
+    with pytest.raises(ValueError, match="input_map_init"):
+        tiny_config(input_from_w=True, input_map_init=-1.0)

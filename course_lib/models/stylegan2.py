@@ -168,12 +168,15 @@ class StyleGAN2Config:
     pack: int = 1
     d_channels: tuple[int, ...] | None = None
     input_from_w: bool = False
+    input_map_init: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_classes < 0:
             raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {self.n_classes}")
         if self.pack < 1:
             raise ValueError(f"pack must be >= 1 (images per discriminator judgement), got {self.pack}")
+        if not self.input_map_init >= 0:
+            raise ValueError(f"input_map_init must be >= 0, got {self.input_map_init}")
         if not self.class_lr_mul > 0:
             raise ValueError(f"class_lr_mul must be > 0, got {self.class_lr_mul}")
         self.image_size = tuple(int(s) for s in self.image_size)
@@ -473,6 +476,8 @@ class Generator(nn.Module):
         self.input = ConstantInput(c[0], (h0, w0))
         if config.input_from_w:  # a per-latent layout added to the constant
             self.input_map = EqualizedLinear(w_dim, c[0] * h0 * w0, gain=1.0)
+            with torch.no_grad():
+                self.input_map.weight.mul_(config.input_map_init)
         self.conv0 = StyledConv(c[0], c[0], w_dim, (h0, w0))
         self.to_mel0 = ToMel(c[0], w_dim)
         self.ups, self.convs, self.to_mels = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
