@@ -151,6 +151,12 @@ class StyleGAN2Config:
         d_channels: the discriminator's channels per resolution (``n_up + 1`` values, same order as
             ``channels``); None (the default) mirrors the generator's. Lets the generator grow without the
             discriminator's cost growing with it.
+        input_from_w: False (StyleGAN2): the synthesis starts from the learned constant alone, so where things
+            happen in the image (a loop's hits on the time grid) can vary only through the styles. True: a map
+            ``(channels[0], *base_size)`` projected from the first w by a dense layer is added to the constant (as
+            the first layer of DCGAN / BigGAN), so each latent can lay out its own pattern.
+        input_map_init: that projection's initial weights are ``input_map_init`` times N(0, 1) (equalised, so its
+            learning rate does not change); 0 starts from the plain constant input.
     """
 
     image_size: tuple[int, int] = (80, 128)
