@@ -92,6 +92,29 @@ def test_cli_trains_and_writes_a_generator(tmp_path, capsys):
     assert out["steps"] == 1 and (tmp_path / "generator.pt").is_file()
 
 
+def test_cli_seed_comes_from_either_option_and_a_clash_is_an_error(monkeypatch, capsys):
+    """``--set seed=1`` must not be overwritten by ``--seed``'s default (two runs meant as two draws were one)."""
+    from course_lib.train import __main__ as cli
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(cfg):
+        seen.append(cfg.seed)
+        raise Stop
+
+    monkeypatch.setattr(cli, "train_gan", fake_train)
+    for args, seed in ((["--set", "seed=1"], 1), (["--seed", "2"], 2), ([], 0), (["--seed", "3", "--set", "seed=3"], 3)):
+        with pytest.raises(Stop):
+            cli.main(["stylegan2", "--no-progress", *args])
+        assert seen.pop() == seed
+    with pytest.raises(SystemExit):
+        cli.main(["stylegan2", "--seed", "2", "--set", "seed=1"])
+    assert "disagree" in capsys.readouterr().err and not seen
+
+
 def test_time_budget_stops_early_and_logs_the_last_step():
     cfg = get_config("stylegan2", "fast", steps=50, batch_size=2, max_seconds=0.0, **{**TINY, "log_every": 10})
     res = train_gan(cfg, data=loops(4))

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="batch per process")
     p.add_argument("--out", help="output folder (checkpoint, history.json, generator.pt, snapshots/)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="random seed of the run (default: the config's, 0)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: automatic; under torchrun one GPU per process)")
     p.add_argument("--data-preset", choices=("fast", "lecture", "full", "default"), help="synthetic loop set size")
     p.add_argument("--max-minutes", type=float, help="stop after this much wall time")
@@ -61,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        ("data_preset", a.data_preset)):
         if value is not None:
             over[key] = value
-    over["seed"] = a.seed
+    if a.seed is not None:
+        if "seed" in over and over["seed"] != a.seed:
+            p.error(f"--seed {a.seed} and --set seed={over['seed']} disagree: give the seed once")
+        over["seed"] = a.seed
     over["resume"] = not a.no_resume
     over["progress"] = not a.no_progress
     if a.max_minutes is not None:
