@@ -235,8 +235,9 @@ def test_a_class_conditional_generator_is_graded_with_every_class_in_turn(setup,
 
 @pytest.mark.parametrize("arch", [{"class_lr_mul": 0.1}, {"class_mapping": True}, {"input_from_w": True}])
 def test_the_scorer_builds_the_conditional_generator_the_student_trained(setup, tmp_path, arch):
-    """How a generator reads its class (offsets at class_lr_mul, or an embedding in the mapping network) is part of
-    what it computes: the scorer's clean checkpoint must make the student's images, not another model's."""
+    """How a generator reads its class (offsets at class_lr_mul, or an embedding in the mapping network) and whether
+    its input reads w (input_from_w) are part of what it computes: the scorer's clean checkpoint must make the
+    student's images, not another model's."""
     from course_lib.models import stylegan2 as sg
 
     torch.manual_seed(2)

@@ -406,9 +406,6 @@ def test_input_from_w_adds_a_layout_projected_from_the_first_w_to_the_constant(t
     g.synthesis(ws, noise_mode="const")
     hook.remove()
     torch.testing.assert_close(seen["conv0"], first)  # the synthesis starts from constant + projected map
-    ws2 = ws.clone()
-    ws2[:, 0] = ws[[1, 2, 0], 0]  # another first w only: another starting layout
-    assert not torch.allclose(g.synthesis(ws2, noise_mode="const"), g.synthesis(ws, noise_mode="const"))
     spec = sg.MelImageSpec(mel=TINY_MEL, width=128)
     loaded = sg.load_stylegan2(sg.save_generator(g, spec, tmp_path / "g.pt", {}))
     torch.testing.assert_close(loaded.synthesis(ws, noise_mode="const"), g.synthesis(ws, noise_mode="const"))
