@@ -298,3 +298,31 @@ def test_pacgan_packs_hold_one_label_for_reals_and_fakes_and_train():
     res = gan.train_gan(cfg, data=torch.randn(10, 32_000) * 0.1, labels=labels)
     assert res.steps_done == 2 and all(math.isfinite(v) for v in res.history[-1].values())
     assert res.discriminator(torch.zeros(4, 1, *task.spec.size), labels=torch.tensor([0, 0, 1, 1])).shape == (2,)
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_clamp_fakes_shows_the_discriminator_generated_images_in_the_range_of_real_ones(clamp):
+    """A generator whose pixels overshoot [-1, 1] (forced here by a hook): with ``clamp_fakes`` the discriminator sees
+    them clamped in both steps (a fake no longer tells itself by a pixel under the mel floor), without it the raw
+    values; the generator still gets a gradient through the pixels inside the range."""
+    cfg = gan.get_config("stylegan2", "fast", batch_size=4, progress=False, augment=("shift", "cutout"),
+                         clamp_fakes=clamp)
+    task = gan.build_task(cfg, torch.device("cpu"))
+
+    def overshoot(module, args, out):  # the generator returns (images, ws) in its training step
+        return (out[0] * 4.0 - 1.5, out[1]) if isinstance(out, tuple) else out * 4.0 - 1.5
+
+    task.G.register_forward_hook(overshoot)
+    seen = []
+    task.D.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    info = ddp.init_distributed("cpu")
+    reals = torch.rand(4, 1, *task.spec.size) * 2 - 1
+    task.d_step(task.G, task.D, reals, 0, gan.BatchRandom(0, 0, "d", info, 4))
+    task.G.zero_grad()
+    task.g_step(task.G, task.D, reals, 0, gan.BatchRandom(0, 0, "g", info, 4))
+    fakes_d, fakes_g = seen[1], seen[2]  # d_step judges the reals first
+    for fakes in (fakes_d, fakes_g):
+        assert (fakes.min() >= -1.0 and fakes.max() <= 1.0) == clamp
+        assert fakes.min() < -1.0 if not clamp else (fakes == -1.0).float().mean() > 0.2  # overshoot below the floor
+    grads = [p.grad for p in task.G.parameters() if p.grad is not None]
+    assert grads and sum(float(g.abs().sum()) for g in grads) > 0

@@ -103,6 +103,11 @@ class GANConfig:
     style is told apart by the likeness of a pack's images; a batch of ``batch_size`` images makes
     ``batch_size / m`` judgements, and R1 is taken per judgement.
 
+    ``clamp_fakes`` (StyleGAN2): the discriminator judges generated images clamped to [-1, 1], the range of real
+    loop images and of what :func:`~course_lib.models.stylegan2.generate_mels` hands out. A quarter of a real loop
+    image sits exactly on the mel floor (-1, silence); unclamped, the generator's silences wander below it and the
+    discriminator can tell a fake by any pixel under -1, however good the loop. False: the raw images.
+
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
     """
@@ -148,6 +153,7 @@ class GANConfig:
     cond_end: int = 0
     lr_decay_start: int = 0
     lr_final: float = 1.0
+    clamp_fakes: bool = False
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -428,6 +434,11 @@ class StyleGAN2Task:
         d_z = (z[:h] - z[h:2 * h]).abs().mean(dim=1)
         return (d_z / (d_img + 1e-5)).mean()
 
+    def judged(self, fakes: torch.Tensor) -> torch.Tensor:
+        """Generated images as the discriminator sees them (before augmentation): clamped to [-1, 1] with
+        ``cfg.clamp_fakes``, else unchanged."""
+        return fakes.clamp(-1.0, 1.0) if self.cfg.clamp_fakes else fakes
+
     def _augment(self, images: torch.Tensor, rnd: BatchRandom) -> torch.Tensor:
         """The DiffAugment policy ``cfg.augment`` (identity when empty), random draws from ``rnd``."""
         if not self.cfg.augment:
@@ -441,7 +452,7 @@ class StyleGAN2Task:
         lam = self._set_class_strength(G, D, step)
         lat = self._latents(rnd, G, step)
         with torch.no_grad():
-            fakes = self._augment(ddp.unwrap(G)(**lat), rnd)
+            fakes = self._augment(self.judged(ddp.unwrap(G)(**lat)), rnd)
         do_r1 = self.cfg.r1_gamma > 0 and step % self.cfg.r1_interval == 0
         real_in = self._augment(reals.detach(), rnd).detach().requires_grad_(do_r1)
         cond_real = {} if real_labels is None else {"labels": real_labels}
@@ -468,7 +479,7 @@ class StyleGAN2Task:
             lat = self._latents(rnd, G, step)
             fakes, ws = G(**lat, return_ws=True)
             cond = {k: v for k, v in lat.items() if k == "labels"}
-            logits = Dm(self._augment(fakes, rnd), **cond)
+            logits = Dm(self._augment(self.judged(fakes), rnd), **cond)
             loss_fn = self.sg.g_nonsaturating_loss if self.cfg.g_loss == "nonsaturating" else self.sg.g_saturating_loss
             loss = loss_fn(logits)
             logs = {"g_loss": loss.detach()}
