@@ -106,7 +106,8 @@ class GANConfig:
     ``clamp_fakes`` (StyleGAN2): the discriminator judges generated images clamped to [-1, 1], the range of real
     loop images and of what :func:`~course_lib.models.stylegan2.generate_mels` hands out. A quarter of a real loop
     image sits exactly on the mel floor (-1, silence); unclamped, the generator's silences wander below it and the
-    discriminator can tell a fake by any pixel under -1, however good the loop. False: the raw images.
+    discriminator can tell a fake by any pixel under -1, however good the loop. False (every preset): the raw
+    images; on the lecture preset the clamp helped at 500 steps and not after (the StyleGAN2 card has the runs).
 
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
