@@ -37,7 +37,9 @@ from course_lib.data.config import COURSE_MEL, derive_seed
 from course_lib.data.datasets import LoopDataset
 from course_lib.models import melgan as mg
 from course_lib.models import stylegan2 as sg
+from course_lib.models.loop_encoder import load_loop_encoder
 from course_lib.models.melgan import griffin_lim_vocoder
+from course_lib.models.projected_d import ProjectedDiscriminator
 from course_lib.models.stylegan2 import ema_beta, ema_update, make_ema
 from course_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.runtime.device import set_threads
@@ -109,6 +111,11 @@ class GANConfig:
     discriminator can tell a fake by any pixel under -1, however good the loop. False (every preset): the raw
     images; on the lecture preset the clamp helped at 500 steps and not after (the StyleGAN2 card has the runs).
 
+    Projected discriminator (StyleGAN2; Sauer et al., NeurIPS 2021): ``d_encoder`` names a frozen
+    :class:`~course_lib.models.loop_encoder.LoopEncoder` checkpoint (``"shipped"``: ``assets/loop_encoder.pt``,
+    self-supervised on the training split) whose feature maps the discriminator reads
+    (:class:`~course_lib.models.projected_d.ProjectedDiscriminator`); ``""``: StyleGAN2's residual discriminator.
+
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
     """
@@ -155,6 +162,7 @@ class GANConfig:
     lr_decay_start: int = 0
     lr_final: float = 1.0
     clamp_fakes: bool = False
+    d_encoder: str = ""
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -330,10 +338,10 @@ class StyleGAN2Task:
         self.arch = sg.StyleGAN2Config(**{"image_size": self.spec.size, **cfg.arch})
         torch.manual_seed(cfg.seed)
         self.G = sg.Generator(self.arch).to(device)
-        self.D = sg.Discriminator(self.arch).to(device)
+        self.D = self._discriminator().to(device)
         self.G_ema = sg.make_ema(self.G) if cfg.ema_half_life > 0 else None
         self.opt_g = _lazy_adam(self.G.parameters(), cfg.lr_g, cfg.betas, cfg.pl_interval if cfg.pl_weight > 0 else 0)
-        self.opt_d = _lazy_adam(self.D.parameters(), cfg.lr_d, cfg.betas, cfg.r1_interval if cfg.r1_gamma > 0 else 0)
+        self.opt_d = _lazy_adam([p for p in self.D.parameters() if p.requires_grad], cfg.lr_d, cfg.betas, cfg.r1_interval if cfg.r1_gamma > 0 else 0)
         self.pl_mean = torch.zeros((), device=device)
         self.sg = sg
         self.class_labels: torch.Tensor | None = None  # the training set's labels (conditional models)
@@ -350,6 +358,13 @@ class StyleGAN2Task:
         if cfg.cond_end > 0 and not self.conditional:
             raise ValueError("cond_start / cond_end ramp the class conditioning in: they need a class-conditional "
                              "StyleGAN2 (arch n_classes > 0)")
+
+    def _discriminator(self) -> nn.Module:
+        """StyleGAN2's residual discriminator, or a projected one on the frozen encoder ``cfg.d_encoder``."""
+        if not self.cfg.d_encoder:
+            return sg.Discriminator(self.arch)
+        path = None if self.cfg.d_encoder == "shipped" else self.cfg.d_encoder
+        return ProjectedDiscriminator(load_loop_encoder(path), self.arch, seed=self.cfg.seed)
 
     @property
     def conditional(self) -> bool:
