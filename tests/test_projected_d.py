@@ -77,11 +77,11 @@ def test_simclr_learns_to_pair_the_views_of_a_loop():
     assert record["losses"][-1] < math.log(2 * 32 - 1) - 0.5
 
 
-def _projected(n_classes: int = 3, pack: int = 1) -> ProjectedDiscriminator:
+def _projected(n_classes: int = 3, pack: int = 1, residual: bool = False) -> ProjectedDiscriminator:
     torch.manual_seed(0)
-    cfg = StyleGAN2Config(image_size=(80, 128), n_up=4, n_classes=n_classes, pack=pack)
+    cfg = StyleGAN2Config(image_size=(80, 128), n_up=4, n_classes=n_classes, pack=pack, channels=(16, 16, 8, 8, 8))
     return ProjectedDiscriminator(le.LoopEncoder(SMALL).eval().requires_grad_(False), cfg, proj_channels=8,
-                                  head_channels=8)
+                                  head_channels=8, residual=residual)
 
 
 def test_projected_discriminator_keeps_its_encoder_frozen_and_passes_gradients_to_the_image():
@@ -98,6 +98,16 @@ def test_projected_discriminator_keeps_its_encoder_frozen_and_passes_gradients_t
     assert all(p.grad is None for p in d.features.parameters())
 
 
+def test_with_the_residual_discriminator_the_logits_add_up():
+    d = _projected(residual=True)
+    x, labels = torch.rand(4, 1, 80, 128) * 2 - 1, torch.tensor([0, 1, 2, 0])
+    both = d(x, labels)
+    residual = d.residual(x, labels)
+    d.residual = None
+    assert torch.allclose(both, d(x, labels) + residual, atol=1e-5)
+    assert not torch.allclose(both, d(x, labels))
+
+
 def test_projected_discriminator_class_term_and_checks():
     d = _projected()
     x = torch.rand(2, 1, 80, 128) * 2 - 1
@@ -111,14 +121,15 @@ def test_projected_discriminator_class_term_and_checks():
         d(torch.zeros(2, 1, 40, 128), torch.tensor([0, 0]))
 
 
-def test_training_with_a_projected_discriminator_trains_its_heads_only(tmp_path):
+@pytest.mark.parametrize("residual", [False, True])
+def test_training_with_a_projected_discriminator_trains_its_heads_only(tmp_path, residual):
     torch.manual_seed(0)
     enc_path = le.save_loop_encoder(le.LoopEncoder(SMALL), tmp_path / "enc.pt")
     frozen = {k: v.clone() for k, v in le.load_loop_encoder(enc_path).state_dict().items()}
     g = torch.Generator().manual_seed(3)
     data = torch.sin(2 * math.pi * 200 * torch.arange(32000) / 16000) * torch.rand(4, 1, generator=g)
     cfg = get_config("stylegan2", "fast", steps=3, batch_size=2, r1_interval=2, progress=False, log_every=1,
-                     d_encoder=str(enc_path), mel=MelConfig(n_mels=16).to_dict(),
+                     d_encoder=str(enc_path), d_residual=residual, mel=MelConfig(n_mels=16).to_dict(),
                      arch=dict(n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mapping_layers=2, mbstd_group=0))
     start = train_gan(get_config(**{**cfg.to_dict(), "steps": 0}), data=data).discriminator.state_dict()
     result = train_gan(cfg, data=data)
@@ -127,6 +138,10 @@ def test_training_with_a_projected_discriminator_trains_its_heads_only(tmp_path)
     heads = [k for k in d if k.startswith("heads.")]
     assert heads and any(not torch.equal(d[k], start[k]) for k in heads)
     assert all(math.isfinite(row["d_loss"]) for row in result.history)
+    trained = [k for k in d if not k.startswith("features.") and not torch.equal(d[k], start[k])]
+    assert any(k.startswith("residual.") for k in trained) == residual
+    with pytest.raises(ValueError, match="d_encoder"):
+        get_config("stylegan2", "fast", d_residual=True)
 
 
 def test_command_line_writes_the_encoder_and_a_card_with_its_own_figures(tmp_path):

@@ -6,12 +6,14 @@ label nor the grader), mixes them with fixed random projections, and trains only
 
 * cross-channel mixing (CCM): a fixed random 1x1 projection of each stage's features to ``proj_channels``;
 * cross-scale mixing (CSM): each projected map plus the upsampled sum from the coarser stages (top-down);
-* one head per scale: stride-2 3x3 convolutions (equalised learning rate, leaky ReLU) down to the
+* one head per scale: 2x pooling and 3x3 convolutions (equalised learning rate, leaky ReLU) down to the
   discriminator's base size, a 1x1 convolution to a map of logits, averaged; a class-conditional head adds the
   projection term ``<embed(label), h> / sqrt(dim)`` of its pooled features (Miyato & Koyama, 2018).
 
-The logits of the heads are summed: ``(batch, 1, H, W)`` images -> ``(batch,)`` logits, like
-:class:`~course_lib.models.stylegan2.Discriminator`, so the same losses, R1 and DiffAugment apply. The frozen
+The logits of the heads are summed (with ``residual=True`` also the logit of StyleGAN2's own residual
+discriminator, which learns its features from the pixels: the two judge together): ``(batch, 1, H, W)`` images
+-> ``(batch,)`` logits, like :class:`~course_lib.models.stylegan2.Discriminator`, so the same losses, R1 and
+DiffAugment apply. The frozen
 network stays frozen: ``requires_grad_(True)`` (which trainers call after a generator step) re-freezes it.
 """
 
@@ -24,13 +26,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_lib.models.loop_encoder import LoopEncoder
-from course_lib.models.stylegan2 import EqualConv2d, StyleGAN2Config, check_labels
+from course_lib.models.stylegan2 import Discriminator, EqualConv2d, StyleGAN2Config, check_labels
 
 __all__ = ["ProjectedDiscriminator"]
 
 
 class _Head(nn.Module):
-    """Stride-2 convolutions from one feature scale down to the base size, then a 1x1 logit map."""
+    """From one feature scale down to the base size (2x average pooling, then a 3x3 convolution, per halving),
+    then a 1x1 logit map."""
 
     def __init__(self, in_channels: int, channels: int, downs: int) -> None:
         super().__init__()
@@ -44,7 +47,7 @@ class _Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for conv in self.convs:
-            x = F.leaky_relu(F.avg_pool2d(conv(x), 2), 0.2) * math.sqrt(2.0)
+            x = F.leaky_relu(conv(F.avg_pool2d(x, 2)), 0.2) * math.sqrt(2.0)
         return self.out(x).mean(dim=(1, 2, 3)), x
 
 
@@ -56,10 +59,12 @@ class ProjectedDiscriminator(nn.Module):
         config: the StyleGAN2 sizes (``image_size``, ``n_up`` for the base size, ``n_classes``); ``pack`` must be 1.
         proj_channels: channels of the random projections. head_channels: channels of the heads' convolutions.
         seed: seed of the fixed random projections.
+        residual: also judge with a :class:`~course_lib.models.stylegan2.Discriminator` of ``config`` (trained
+            from scratch) and add its logit.
     """
 
     def __init__(self, encoder: LoopEncoder, config: StyleGAN2Config, proj_channels: int = 64,
-                 head_channels: int = 96, seed: int = 0) -> None:
+                 head_channels: int = 96, seed: int = 0, residual: bool = False) -> None:
         super().__init__()
         if config.pack != 1:
             raise ValueError(f"the projected discriminator judges one image at a time (pack=1), got pack={config.pack}")
@@ -80,6 +85,7 @@ class ProjectedDiscriminator(nn.Module):
             self.class_embed = nn.ParameterList([nn.Parameter(torch.randn(config.n_classes, hd.channels))
                                                  for hd in heads])
             self.register_buffer("class_strength", torch.ones(()), persistent=False)
+        self.residual = Discriminator(config) if residual else None
 
     def requires_grad_(self, requires_grad: bool = True) -> "ProjectedDiscriminator":
         super().requires_grad_(requires_grad)
@@ -113,4 +119,6 @@ class ProjectedDiscriminator(nn.Module):
                 e = self.class_embed[k][labels.to(h.device)]
                 logit = logit + self.class_strength * (pooled * e).sum(1) / math.sqrt(pooled.shape[1])
             logits = logits + logit
+        if self.residual is not None:
+            logits = logits + self.residual(image, labels)
         return logits

@@ -115,6 +115,7 @@ class GANConfig:
     :class:`~course_lib.models.loop_encoder.LoopEncoder` checkpoint (``"shipped"``: ``assets/loop_encoder.pt``,
     self-supervised on the training split) whose feature maps the discriminator reads
     (:class:`~course_lib.models.projected_d.ProjectedDiscriminator`); ``""``: StyleGAN2's residual discriminator.
+    ``d_residual`` (with ``d_encoder``): the residual discriminator judges beside the projected heads (logits summed).
 
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
@@ -163,6 +164,7 @@ class GANConfig:
     lr_final: float = 1.0
     clamp_fakes: bool = False
     d_encoder: str = ""
+    d_residual: bool = False
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -185,6 +187,8 @@ class GANConfig:
                              f"cond_start={self.cond_start}, cond_end={self.cond_end}")
         if self.lr_decay_start < 0 or not 0.0 <= self.lr_final <= 1.0:
             raise ValueError(f"need lr_decay_start >= 0 and 0 <= lr_final <= 1, got {self.lr_decay_start}, {self.lr_final}")
+        if self.d_residual and not self.d_encoder:
+            raise ValueError("d_residual keeps the residual discriminator beside a projected one: it needs d_encoder")
         if self.g_loss not in ("nonsaturating", "saturating"):
             raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
         self.betas = tuple(self.betas)
@@ -364,7 +368,7 @@ class StyleGAN2Task:
         if not self.cfg.d_encoder:
             return sg.Discriminator(self.arch)
         path = None if self.cfg.d_encoder == "shipped" else self.cfg.d_encoder
-        return ProjectedDiscriminator(load_loop_encoder(path), self.arch, seed=self.cfg.seed)
+        return ProjectedDiscriminator(load_loop_encoder(path), self.arch, seed=self.cfg.seed, residual=self.cfg.d_residual)
 
     @property
     def conditional(self) -> bool:
@@ -409,8 +413,10 @@ class StyleGAN2Task:
         """Write :meth:`class_strength` into the generator's and discriminator's buffers (the EMA copies it)."""
         lam = self.class_strength(step)
         if self.conditional:
-            for m in (ddp.unwrap(G), ddp.unwrap(D)):
-                m.class_strength.fill_(lam)
+            for net in (ddp.unwrap(G), ddp.unwrap(D)):
+                for m in net.modules():  # a projected discriminator holds a residual one with its own
+                    if hasattr(m, "class_strength"):
+                        m.class_strength.fill_(lam)
         return lam
 
     def _latents(self, rnd: BatchRandom, G: nn.Module, step: int) -> dict:
