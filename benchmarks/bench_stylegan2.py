@@ -5,7 +5,9 @@
     python benchmarks/bench_stylegan2.py --curve-min 5,10 --threads 1
 
 Measured (ratios against baselines measured in the same run):
-1. training steps/s of the StyleGAN2 and MelGAN presets vs the ``fast`` preset (CPU; and GPU when present);
+1. training steps/s of the StyleGAN2 and MelGAN presets vs the ``fast`` preset (CPU; and GPU when present), and
+   of the StyleGAN2 preset with the projected discriminator (``d_encoder="shipped"``, alone and with the residual
+   one) against the preset itself;
 2. loops generated per second including vocoding: MelGAN vs Griffin-Lim (32 iterations);
 3. quality versus compute: one lecture-preset run measured after 5, 10, 20 and 30 minutes of training
    (``--curve-min``): FAD / IS / NDB/K of 200 loops made and scored as HW2 grades them
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from course_lib.data.config import COURSE_MEL  # noqa: E402
 from course_lib.models import melgan as mg  # noqa: E402
 from course_lib.models import stylegan2 as sg  # noqa: E402
+from course_lib.models.loop_encoder import ENCODER_ASSET  # noqa: E402
 from course_lib.train.gan import build_task, get_config, train_gan, BatchRandom  # noqa: E402
 from course_lib.train import ddp  # noqa: E402
 
@@ -101,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             results["speed"][f"{model}/{dev.type}"] = {"preset": preset, "steps_per_s": rate, "fast_steps_per_s": base,
                                                        "ratio_to_fast": rate / base}
             print(f"{model:<10}{preset:<9}{dev.type:<7}{rate:>9.2f}{rate / base:>8.3f}")
+            if model == "stylegan2" and ENCODER_ASSET.is_file():  # the projected discriminator's cost, same preset
+                for name, over in (("projected", dict(d_encoder="shipped")),
+                                   ("projected+residual", dict(d_encoder="shipped", d_residual=True))):
+                    alt = steps_per_second(model, preset, dev, timing_steps, train, train_labels, **over)
+                    results["speed"][f"{model}/{dev.type}/{name}"] = {"preset": preset, "override": over,
+                                                                      "steps_per_s": alt, "ratio_to_preset": alt / rate}
+                    print(f"  {name:<22}{alt:>9.2f} steps/s, {alt / rate:.3f} x the preset's rate")
 
     # 2. loops per second including vocoding: MelGAN vs Griffin-Lim (baseline)
     cfg_sg = get_config("stylegan2", preset)

@@ -156,3 +156,4 @@ def test_command_line_writes_the_encoder_and_a_card_with_its_own_figures(tmp_pat
     assert f"{enc.meta['losses'][-1]:.2f} after the last" in card
     assert f"**{enc.meta['probe']['encoder']:.3f}**" in card and "--data-preset fast" in card
     assert 0.0 <= enc.meta["probe"]["random"] <= 1.0
+    assert enc.card["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and enc.card["losses"] == enc.meta["losses"]

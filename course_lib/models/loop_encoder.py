@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from course_lib.models.stylegan2 import augment_loop_images
 from course_lib.runtime.checkpoint import atomic_save, load_plain_checkpoint
+from course_lib.runtime.model_card import read_model_card
 
 PathLike = Union[str, Path]
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -127,10 +128,11 @@ def save_loop_encoder(model: LoopEncoder, path: PathLike, meta: dict | None = No
 
 
 def load_loop_encoder(path: PathLike | None = None, device: torch.device | str | None = None) -> LoopEncoder:
-    """The encoder at ``path`` (default: the shipped ``assets/loop_encoder.pt``), in eval mode, frozen."""
+    """The encoder at ``path`` (default: the shipped ``assets/loop_encoder.pt``), in eval mode, frozen, with
+    ``.meta`` (how it was trained) and ``.card`` (the data card ``.json`` beside the file, ``{}`` if none)."""
     path = Path(path) if path is not None else ENCODER_ASSET
     ckpt = load_plain_checkpoint(path, "loop_encoder", "loop encoder", REBUILD_COMMAND)
     model = LoopEncoder(LoopEncoderConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])
-    model.meta = ckpt.get("meta", {})
+    model.meta, model.card = ckpt.get("meta", {}), read_model_card(path)
     return model.to(device or "cpu").eval().requires_grad_(False)

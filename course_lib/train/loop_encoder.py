@@ -24,9 +24,11 @@ import torch
 from course_lib.data.datasets import LoopDataset
 from course_lib.models import loop_encoder as le
 from course_lib.models.stylegan2 import MelImageSpec
+from course_lib.runtime.model_card import write_model_card
 from course_lib.spectral import log_mel
 
-__all__ = ["EncoderTrainConfig", "loop_images", "linear_probe", "train_loop_encoder", "card_markdown", "main"]
+__all__ = ["EncoderTrainConfig", "loop_images", "linear_probe", "train_loop_encoder", "card_record",
+           "card_markdown", "main"]
 
 
 @dataclass
@@ -115,37 +117,44 @@ def train_loop_encoder(cfg: EncoderTrainConfig, out: Path | None = None, log=pri
     return model.requires_grad_(False), record
 
 
-def card_markdown(path: Path, record: dict, command: str) -> str:
-    """The data card of the encoder checkpoint at ``path`` trained as ``record`` says, rebuilt by ``command``."""
+def card_record(path: Path, record: dict, command: str) -> dict:
+    """The data card's figures for the encoder checkpoint at ``path``: its training ``record`` plus file size, hash,
+    parameter count, config and the ``command`` that rebuilds it."""
     blob = path.read_bytes()
-    cfg = record["train_config"]
     model = le.load_loop_encoder(path)
-    n_params = sum(p.numel() for p in model.parameters())
+    return {**record, "file": path.name, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
+            "parameters": sum(p.numel() for p in model.parameters()), "config": model.config.to_dict(),
+            "command": command}
+
+
+def card_markdown(card: dict, limitations: str = "") -> str:
+    """The data card (Markdown) of :func:`card_record`'s ``card``; ``limitations``: a kept hand-written section."""
+    cfg = card["train_config"]
     chance = math.log(2 * cfg["batch_size"] - 1)
-    probe = record.get("probe", {})
+    probe = card.get("probe", {})
     lines = [
-        f"# Self-supervised loop encoder (`{path.name}`)",
+        f"# Self-supervised loop encoder (`{card['file']}`)",
         "",
         "The frozen feature network of the projected discriminator (`course_lib.models.projected_d`, "
         "`GANConfig.d_encoder=\"shipped\"`): a small convolutional encoder of loop mel images "
         "(`course_lib.models.loop_encoder`), trained by SimCLR on the training split alone. It never saw a style "
         "label, the grader's loop classifier, or the grader's reference loops.",
         "",
-        f"* file: `{path.name}`, {len(blob):,} bytes, sha256 `{hashlib.sha256(blob).hexdigest()[:16]}...`, "
-        f"{n_params:,} parameters (the SimCLR projection head included; the discriminator reads the stages only)",
-        f"* config: `{json.dumps(model.config.to_dict())}`",
+        f"* file: `{card['file']}`, {card['bytes']:,} bytes, sha256 `{card['sha256'][:16]}...`, "
+        f"{card['parameters']:,} parameters (the SimCLR projection head included; the discriminator reads the stages only)",
+        f"* config: `{json.dumps(card['config'])}`",
         "",
         "## Training",
         "",
-        f"* command: `{command}`",
+        f"* command: `{card['command']}`",
         f"* data: `LoopDataset(split=\"train\", preset=\"{cfg['data_preset']}\", seed={cfg['data_seed']})`, "
-        f"{record['train_items']} loops, no labels; audio sha256 `{record['train_sha256'][:16]}...`",
+        f"{card['train_items']} loops, no labels; audio sha256 `{card['train_sha256'][:16]}...`",
         f"* views: circular shift by whole 16th notes, a cut-out time band and mel band, a level offset of up to "
         f"0.15 (image units), Gaussian noise 0.03; NT-Xent temperature {cfg['temperature']}",
         f"* {cfg['epochs']} epochs, batch {cfg['batch_size']} loops (two views each), Adam lr {cfg['lr']} with a "
-        f"cosine decay, seed {cfg['seed']}: {record['seconds']:.0f} s on {record.get('machine', 'a CPU')} "
-        f"({record['torch_threads']} torch threads)",
-        f"* NT-Xent: {record['losses'][0]:.2f} after the first epoch, {record['losses'][-1]:.2f} after the last "
+        f"cosine decay, seed {cfg['seed']}: {card['seconds']:.0f} s on {card.get('machine', 'a CPU')} "
+        f"({card['torch_threads']} torch threads)",
+        f"* NT-Xent: {card['losses'][0]:.2f} after the first epoch, {card['losses'][-1]:.2f} after the last "
         f"(chance: log({2 * cfg['batch_size'] - 1}) = {chance:.2f})",
         "",
         "## What the features hold",
@@ -156,15 +165,16 @@ def card_markdown(path: Path, record: dict, command: str) -> str:
             f"Linear probe (logistic regression on the pooled last-stage features, fitted on the train split's "
             f"labels, scored on `split=\"valid\"` of the same draw, {probe['valid_items']} loops; the labels are "
             f"used only for this check): **{probe['encoder']:.3f}** style accuracy; the same architecture with "
-            f"random weights (seed {cfg['seed']}): {probe['random']:.3f}.",
+            f"random weights (its starting point, seed {cfg['seed']}): {probe['random']:.3f}.",
             "",
             "The style of a synthetic loop is easy to read off even random features, so the probe says little "
             "about what a discriminator needs (sharp onsets, clean partials); the runs that use the encoder are "
-            "judged on their loops (the StyleGAN2 card).",
+            "judged on their loops (the StyleGAN2 card, `stylegan2_loops.md`).",
             "",
         ]
-    lines += [f"Regenerate this card and the checkpoint: `{command}`", ""]
-    return "\n".join(lines)
+    lines += [f"Regenerate this card and the checkpoint: `{card['command']}`", ""]
+    text = "\n".join(lines)
+    return text + ("\n" + limitations if limitations else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record["machine"] = a.machine
     le.save_loop_encoder(model, out, record)
     command = "python -m course_lib.train.loop_encoder " + " ".join(sys.argv[1:] if argv is None else argv)
-    out.with_suffix(".md").write_text(card_markdown(out, record, command))
+    write_model_card(out, card_record(out, record, command), card_markdown)
     print(f"wrote {out} and its card: {record['seconds']} s, final NT-Xent {record['losses'][-1]}, "
           f"probe {record['probe']['encoder']:.3f} (random weights {record['probe']['random']:.3f})")
     return 0
