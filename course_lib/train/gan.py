@@ -345,7 +345,8 @@ class StyleGAN2Task:
         self.D = self._discriminator().to(device)
         self.G_ema = sg.make_ema(self.G) if cfg.ema_half_life > 0 else None
         self.opt_g = _lazy_adam(self.G.parameters(), cfg.lr_g, cfg.betas, cfg.pl_interval if cfg.pl_weight > 0 else 0)
-        self.opt_d = _lazy_adam([p for p in self.D.parameters() if p.requires_grad], cfg.lr_d, cfg.betas, cfg.r1_interval if cfg.r1_gamma > 0 else 0)
+        trained_d = [p for p in self.D.parameters() if p.requires_grad]  # not a projected D's frozen encoder
+        self.opt_d = _lazy_adam(trained_d, cfg.lr_d, cfg.betas, cfg.r1_interval if cfg.r1_gamma > 0 else 0)
         self.pl_mean = torch.zeros((), device=device)
         self.sg = sg
         self.class_labels: torch.Tensor | None = None  # the training set's labels (conditional models)
@@ -368,7 +369,8 @@ class StyleGAN2Task:
         if not self.cfg.d_encoder:
             return sg.Discriminator(self.arch)
         path = None if self.cfg.d_encoder == "shipped" else self.cfg.d_encoder
-        return ProjectedDiscriminator(load_loop_encoder(path), self.arch, seed=self.cfg.seed, residual=self.cfg.d_residual)
+        return ProjectedDiscriminator(load_loop_encoder(path), self.arch, seed=self.cfg.seed,
+                                      residual=self.cfg.d_residual)
 
     @property
     def conditional(self) -> bool:
