@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib.models import classifiers, ddsp, gansynth, istft_vocoder, melgan, stylegan2, wavenet
+from course_lib.models import classifiers, ddsp, gansynth, istft_vocoder, loop_encoder, melgan, stylegan2, wavenet
 from course_lib.runtime import checkpoint as ckpt_mod
 from course_lib.runtime.checkpoint import atomic_save, load_checkpoint, save_checkpoint
 
@@ -26,6 +26,7 @@ LOADERS = {
     "stylegan2_loops.pt": stylegan2.load_stylegan2,
     "loop_classifier.pt": classifiers.load_classifier,
     "pitch_classifier.pt": classifiers.load_classifier,
+    "loop_encoder.pt": loop_encoder.load_loop_encoder,
 }
 
 
@@ -59,11 +60,12 @@ def _savers(tmp_path: Path):
         "classifiers.save_classifier": lambda p: classifiers.save_classifier(classifiers.ShortChunkCNN(cfg), p),
         "istft_vocoder.save_istft_vocoder": lambda p: istft_vocoder.save_istft_vocoder(
             istft_vocoder.ISTFTVocoder(istft_vocoder.ISTFTVocoderConfig()), p),
+        "loop_encoder.save_loop_encoder": lambda p: loop_encoder.save_loop_encoder(loop_encoder.LoopEncoder(), p),
     }
 
 
 @pytest.mark.parametrize("saver", ["save_checkpoint", "melgan.save_vocoder", "classifiers.save_classifier",
-                                   "istft_vocoder.save_istft_vocoder"])
+                                   "istft_vocoder.save_istft_vocoder", "loop_encoder.save_loop_encoder"])
 def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch, saver):
     path = tmp_path / "model.pt"
     save = _savers(tmp_path)[saver]
@@ -84,7 +86,7 @@ def test_atomic_save_round_trips_and_creates_the_folder(tmp_path):
 
 @pytest.mark.parametrize("load", [gansynth.load_gansynth, ddsp.load_ddsp, melgan.load_melgan, stylegan2.load_stylegan2,
                                   wavenet.load_wavenet, istft_vocoder.load_istft_vocoder, classifiers.load_classifier,
-                                  lambda p: load_checkpoint(p, rebuild="python -m course_lib.train.wavenet ...")])
+                                  loop_encoder.load_loop_encoder, lambda p: load_checkpoint(p, rebuild="python -m course_lib.train.wavenet ...")])
 def test_a_missing_file_names_the_command_that_makes_it(tmp_path, load):
     with pytest.raises(FileNotFoundError, match=r"missing\.pt.*python -m course_lib\."):
         load(tmp_path / "missing.pt")

@@ -34,13 +34,16 @@ __all__ = ["EncoderTrainConfig", "loop_images", "linear_probe", "train_loop_enco
 @dataclass
 class EncoderTrainConfig:
     """One SimCLR run: ``epochs`` over the ``train`` split of ``data_preset`` (seed ``data_seed``), ``batch_size``
-    loops (two views each), Adam ``lr`` with a cosine decay to 0, NT-Xent ``temperature``, ``arch`` the
+    loops (two views each, :func:`~course_lib.models.loop_encoder.ssl_views` with ``view_gain`` and
+    ``view_noise``), Adam ``lr`` with a cosine decay to 0, NT-Xent ``temperature``, ``arch`` the
     :class:`~course_lib.models.loop_encoder.LoopEncoderConfig` fields, ``threads`` torch threads (None: default)."""
 
     epochs: int = 40
     batch_size: int = 128
     lr: float = 2e-3
     temperature: float = 0.2
+    view_gain: float = 0.15
+    view_noise: float = 0.03
     seed: int = 0
     data_preset: str = "lecture"
     data_seed: int = 0
@@ -100,7 +103,7 @@ def train_loop_encoder(cfg: EncoderTrainConfig, out: Path | None = None, log=pri
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             x = images[order[b * cfg.batch_size:(b + 1) * cfg.batch_size]]
-            v1, v2 = le.ssl_views(x, spec.frames, g), le.ssl_views(x, spec.frames, g)
+            v1, v2 = (le.ssl_views(x, spec.frames, g, cfg.view_gain, cfg.view_noise) for _ in range(2))
             loss = le.nt_xent_loss(model.project(v1), model.project(v2), cfg.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -150,7 +153,7 @@ def card_markdown(card: dict, limitations: str = "") -> str:
         f"* data: `LoopDataset(split=\"train\", preset=\"{cfg['data_preset']}\", seed={cfg['data_seed']})`, "
         f"{card['train_items']} loops, no labels; audio sha256 `{card['train_sha256'][:16]}...`",
         f"* views: circular shift by whole 16th notes, a cut-out time band and mel band, a level offset of up to "
-        f"0.15 (image units), Gaussian noise 0.03; NT-Xent temperature {cfg['temperature']}",
+        f"{cfg['view_gain']} (image units), Gaussian noise {cfg['view_noise']}; NT-Xent temperature {cfg['temperature']}",
         f"* {cfg['epochs']} epochs, batch {cfg['batch_size']} loops (two views each), Adam lr {cfg['lr']} with a "
         f"cosine decay, seed {cfg['seed']}: {card['seconds']:.0f} s on {card.get('machine', 'a CPU')} "
         f"({card['torch_threads']} torch threads)",
