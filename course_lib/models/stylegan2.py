@@ -41,7 +41,7 @@ from course_lib.audio import save
 from course_lib.models.layers import EqualizedLinear, minibatch_stddev
 from course_lib.models.melgan import griffin_lim_vocoder
 from course_lib.runtime.checkpoint import atomic_save, load_plain_checkpoint
-from course_lib.spectral import MelConfig
+from course_lib.spectral import MelConfig, log_mel
 
 PathLike = Union[str, Path]
 Device = Union[str, torch.device, None]
@@ -104,6 +104,11 @@ class MelImageSpec:
         reps = math.ceil(self.width / self.frames)
         m = m.repeat(1, 1, reps)[..., : self.width]
         return ((m - self.lo) / (self.hi - self.lo) * 2.0 - 1.0).unsqueeze(1)
+
+    def audio_to_image(self, audio: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+        """Loops ``(N, samples)`` -> images ``(N, 1, n_mels, width)``: the log-mel of ``mel``, ``chunk`` loops at a
+        time (bounded memory), through :meth:`to_image` (which keeps the first ``frames`` frames)."""
+        return torch.cat([self.to_image(log_mel(audio[i:i + chunk], self.mel)) for i in range(0, audio.shape[0], chunk)])
 
     def to_mel(self, image: torch.Tensor) -> torch.Tensor:
         """``(batch, 1, n_mels, width)`` image -> log-mel ``(batch, n_mels, frames)`` (the loop's frames)."""

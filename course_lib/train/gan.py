@@ -391,9 +391,7 @@ class StyleGAN2Task:
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         """Loops ``(N, loop_samples)`` -> images ``(N, 1, n_mels, width)``."""
-        mel = self.spec.mel
-        out = [self.spec.to_image(log_mel(audio[i:i + 64], mel)) for i in range(0, audio.shape[0], 64)]
-        return torch.cat(out)
+        return self.spec.audio_to_image(audio)
 
     def mode_seeking_weight(self, step: int) -> float:
         """Weight of the mode-seeking term at ``step`` (0-based): ``mode_seeking`` before ``mode_seeking_until``,

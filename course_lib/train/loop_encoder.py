@@ -25,7 +25,6 @@ from course_lib.data.datasets import LoopDataset
 from course_lib.models import loop_encoder as le
 from course_lib.models.stylegan2 import MelImageSpec
 from course_lib.runtime.model_card import write_model_card
-from course_lib.spectral import log_mel
 
 __all__ = ["EncoderTrainConfig", "loop_images", "linear_probe", "train_loop_encoder", "card_record",
            "card_markdown", "main"]
@@ -59,7 +58,7 @@ def loop_images(split: str, preset: str, seed: int, spec: MelImageSpec | None = 
     ds = LoopDataset(split=split, preset=preset, seed=seed, sr=spec.mel.sr, precompute_mel=False)
     audio = ds.audio[:, : spec.loop_samples].float()
     digest = hashlib.sha256(audio.numpy().tobytes()).hexdigest()
-    images = torch.cat([spec.to_image(log_mel(audio[i:i + 64], spec.mel)) for i in range(0, audio.shape[0], 64)])
+    images = spec.audio_to_image(audio)
     return images, ds.labels.long(), digest
 
 
