@@ -108,6 +108,19 @@ def test_with_the_residual_discriminator_the_logits_add_up():
     assert not torch.allclose(both, d(x, labels))
 
 
+def test_projected_weight_scales_the_heads_and_at_zero_leaves_the_residual_judging_alone():
+    d = _projected(residual=True)
+    x, labels = torch.rand(4, 1, 80, 128) * 2 - 1, torch.tensor([0, 1, 2, 0])
+    both, residual = d(x, labels), d.residual(x, labels)
+    d.projected_weight.fill_(0.25)
+    assert torch.allclose(d(x, labels), 0.25 * (both - residual) + residual, atol=1e-5)
+    calls = []
+    hook = d.features.register_forward_hook(lambda *a: calls.append(1))
+    d.projected_weight.fill_(0.0)
+    assert torch.allclose(d(x, labels), residual) and not calls  # the frozen network is not even run
+    hook.remove()
+
+
 def test_projected_discriminator_class_term_and_checks():
     d = _projected()
     x = torch.rand(2, 1, 80, 128) * 2 - 1
@@ -142,6 +155,30 @@ def test_training_with_a_projected_discriminator_trains_its_heads_only(tmp_path,
     assert any(k.startswith("residual.") for k in trained) == residual
     with pytest.raises(ValueError, match="d_encoder"):
         get_config("stylegan2", "fast", d_residual=True)
+
+
+def test_projected_heads_switched_off_part_way_stop_training_and_the_residual_goes_on(tmp_path):
+    from course_lib.train.gan import StyleGAN2Task
+    torch.manual_seed(0)
+    enc_path = le.save_loop_encoder(le.LoopEncoder(SMALL), tmp_path / "enc.pt")
+    g = torch.Generator().manual_seed(3)
+    data = torch.sin(2 * math.pi * 200 * torch.arange(32000) / 16000) * torch.rand(4, 1, generator=g)
+    base = dict(batch_size=2, r1_interval=2, progress=False, log_every=1, d_encoder=str(enc_path), d_residual=True,
+                mel=MelConfig(n_mels=16).to_dict(), d_projected_until=2, d_projected_fade=2,
+                arch=dict(n_up=3, channels=(8, 8, 8, 8), z_dim=16, w_dim=16, mapping_layers=2, mbstd_group=0))
+    task = StyleGAN2Task.__new__(StyleGAN2Task)
+    task.cfg = get_config("stylegan2", "fast", **base)
+    assert [task.projected_weight(s) for s in range(6)] == [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    at4 = train_gan(get_config("stylegan2", "fast", steps=4, **base), data=data).discriminator.state_dict()
+    at6 = train_gan(get_config("stylegan2", "fast", steps=6, **base), data=data).discriminator.state_dict()
+    heads = [k for k in at4 if k.startswith(("heads.", "class_embed."))]
+    assert heads and all(torch.equal(at4[k], at6[k]) for k in heads)
+    assert any(not torch.equal(at4[k], at6[k]) for k in at4 if k.startswith("residual."))
+    for bad in (dict(d_projected_until=-1), dict(d_projected_fade=-2)):
+        with pytest.raises(ValueError, match=">= 0"):
+            get_config("stylegan2", "fast", **{**base, **bad})
+    with pytest.raises(ValueError, match="d_residual=True"):
+        get_config("stylegan2", "fast", **{**base, "d_residual": False})
 
 
 def test_command_line_writes_the_encoder_and_a_card_with_its_own_figures(tmp_path):

@@ -15,6 +15,9 @@ discriminator, which learns its features from the pixels: the two judge together
 -> ``(batch,)`` logits, like :class:`~course_lib.models.stylegan2.Discriminator`, so the same losses, R1 and
 DiffAugment apply. The frozen
 network stays frozen: ``requires_grad_(True)`` (which trainers call after a generator step) re-freezes it.
+
+The buffer ``projected_weight`` (1 by default; trainers may fade it) scales the heads' logits; at 0 the frozen
+network and the heads are skipped and only the residual discriminator judges.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class ProjectedDiscriminator(nn.Module):
                                                  for hd in heads])
             self.register_buffer("class_strength", torch.ones(()), persistent=False)
         self.residual = Discriminator(config) if residual else None
+        self.register_buffer("projected_weight", torch.ones(()), persistent=False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "ProjectedDiscriminator":
         super().requires_grad_(requires_grad)
@@ -112,6 +116,9 @@ class ProjectedDiscriminator(nn.Module):
                              f"got {tuple(image.shape)}")
         labels = check_labels(labels, self.config.n_classes, image.shape[0])
         logits = image.new_zeros(image.shape[0])
+        weight = float(self.projected_weight)
+        if weight == 0.0 and self.residual is not None:
+            return self.residual(image, labels)
         for k, (head, x) in enumerate(zip(self.heads, self.projected(image))):
             logit, h = head(x)
             if labels is not None:
@@ -119,6 +126,8 @@ class ProjectedDiscriminator(nn.Module):
                 e = self.class_embed[k][labels.to(h.device)]
                 logit = logit + self.class_strength * (pooled * e).sum(1) / math.sqrt(pooled.shape[1])
             logits = logits + logit
+        if weight != 1.0:
+            logits = weight * logits
         if self.residual is not None:
             logits = logits + self.residual(image, labels)
         return logits

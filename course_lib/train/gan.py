@@ -116,6 +116,9 @@ class GANConfig:
     self-supervised on the training split) whose feature maps the discriminator reads
     (:class:`~course_lib.models.projected_d.ProjectedDiscriminator`); ``""``: StyleGAN2's residual discriminator.
     ``d_residual`` (with ``d_encoder``): the residual discriminator judges beside the projected heads (logits summed).
+    ``d_projected_until`` > 0 (with ``d_residual``): the projected heads judge only the start of the run; their
+    weight falls linearly from 1 at that step to 0 at ``d_projected_until + d_projected_fade``, from where the
+    residual discriminator judges alone (and a step costs what the plain recipe's does). 0: the whole run.
 
     Learning-rate decay (both networks): with ``lr_decay_start`` > 0 the learning rates fall linearly from their
     value at that step to ``lr_final`` times it at the last step (:func:`lr_multiplier`); 0: constant.
@@ -165,6 +168,8 @@ class GANConfig:
     clamp_fakes: bool = False
     d_encoder: str = ""
     d_residual: bool = False
+    d_projected_until: int = 0
+    d_projected_fade: int = 0
     # MelGAN
     segment: int = 4096
     fm_weight: float = 10.0
@@ -189,6 +194,12 @@ class GANConfig:
             raise ValueError(f"need lr_decay_start >= 0 and 0 <= lr_final <= 1, got {self.lr_decay_start}, {self.lr_final}")
         if self.d_residual and not self.d_encoder:
             raise ValueError("d_residual keeps the residual discriminator beside a projected one: it needs d_encoder")
+        if self.d_projected_until < 0 or self.d_projected_fade < 0:
+            raise ValueError(f"d_projected_until and d_projected_fade must be >= 0, got {self.d_projected_until}, "
+                             f"{self.d_projected_fade}")
+        if (self.d_projected_until > 0 or self.d_projected_fade > 0) and not self.d_residual:
+            raise ValueError("d_projected_until / d_projected_fade switch the projected heads off part-way: the "
+                             "residual discriminator must judge beside them (d_residual=True)")
         if self.g_loss not in ("nonsaturating", "saturating"):
             raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
         self.betas = tuple(self.betas)
@@ -419,6 +430,22 @@ class StyleGAN2Task:
                         m.class_strength.fill_(lam)
         return lam
 
+    def projected_weight(self, step: int) -> float:
+        """Weight of a projected discriminator's heads at ``step`` (0-based): 1 unless ``d_projected_until`` > 0,
+        then 1 before it, a linear fade over ``d_projected_fade`` steps, 0 after."""
+        until, fade = self.cfg.d_projected_until, self.cfg.d_projected_fade
+        if until == 0 or step < until:
+            return 1.0
+        if fade == 0:
+            return 0.0
+        return max(0.0, 1.0 - (step - until) / fade)
+
+    def _set_projected_weight(self, D: nn.Module, step: int) -> None:
+        """Write :meth:`projected_weight` into a projected discriminator's buffer (no-op for the residual one)."""
+        d = ddp.unwrap(D)
+        if hasattr(d, "projected_weight"):
+            d.projected_weight.fill_(self.projected_weight(step))
+
     def _latents(self, rnd: BatchRandom, G: nn.Module, step: int) -> dict:
         g = ddp.unwrap(G)
         paired = self.mode_seeking_weight(step) > 0
@@ -472,6 +499,7 @@ class StyleGAN2Task:
         """Discriminator loss (+ lazy R1 every ``r1_interval`` steps) and its backward; returns logs."""
         reals, real_labels = self._split(reals)
         lam = self._set_class_strength(G, D, step)
+        self._set_projected_weight(D, step)
         lat = self._latents(rnd, G, step)
         with torch.no_grad():
             fakes = self._augment(self.judged(ddp.unwrap(G)(**lat)), rnd)
@@ -498,6 +526,7 @@ class StyleGAN2Task:
         Dm.requires_grad_(False)
         try:
             self._set_class_strength(G, D, step)
+            self._set_projected_weight(D, step)
             lat = self._latents(rnd, G, step)
             fakes, ws = G(**lat, return_ws=True)
             cond = {k: v for k, v in lat.items() if k == "labels"}
