@@ -208,6 +208,26 @@ def test_loop_augmentations_shift_by_whole_16ths_and_cut_out_to_silence():
         sg.augment_loop_images(x, ("flip",), frames, g)
 
 
+def test_loop_augmentations_applied_with_probability_p_leave_the_rest_untouched():
+    spec = sg.MelImageSpec()
+    frames, n = spec.frames, 400
+    ramp = torch.linspace(-1, 1, frames)
+    img = torch.cat([ramp, ramp[:3]]).repeat(n, 1, 80, 1)  # a loop image whose every shift differs
+    untouched = lambda out: torch.all(out == img, dim=(1, 2, 3)).float().mean().item()  # noqa: E731
+    assert untouched(sg.augment_loop_images(img, ("shift", "cutout"), frames, torch.Generator().manual_seed(0),
+                                            p=0.0)) == 1.0
+    # shift alone at p = 0.5: unshifted are the half not chosen plus the chosen that drew shift 0 (1/16 of them)
+    share = untouched(sg.augment_loop_images(img, ("shift",), frames, torch.Generator().manual_seed(0), p=0.5))
+    expected = 0.5 + 0.5 / 16
+    assert abs(share - expected) < 3 * math.sqrt(expected * (1 - expected) / n)
+    # cutout always changes a chosen image: the untouched share is 1 - p
+    share = untouched(sg.augment_loop_images(img, ("cutout",), frames, torch.Generator().manual_seed(1), p=0.25))
+    assert abs(share - 0.75) < 3 * math.sqrt(0.75 * 0.25 / n)
+    for p in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="p must be in"):
+            sg.augment_loop_images(img, ("shift",), frames, torch.Generator(), p=p)
+
+
 # ----------------------------------------------------------------------------- class-conditional loops
 
 def test_conditional_generator_plays_the_class_it_is_given_and_truncation_keeps_it():

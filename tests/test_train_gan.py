@@ -132,6 +132,13 @@ def test_augmentation_ema_rampup_and_exported_curve_points(tmp_path):
     a1, a2 = train_gan(aug, data=data), train_gan(aug, data=data)
     assert max_diff(a1.generator.state_dict(), a2.generator.state_dict()) == 0.0
     assert max_diff(a1.generator.state_dict(), plain.generator.state_dict()) > 1e-6
+    # augment_p reaches the augmentation (p = 0 leaves every image as it is: another run); a command line's
+    # "shift,cutout" is the policy's two names
+    never = GANConfig(**{**aug.to_dict(), "augment_p": 0.0})
+    assert max_diff(train_gan(never, data=data).generator.state_dict(), a1.generator.state_dict()) > 1e-6
+    assert get_config("stylegan2", "fast", augment="shift, cutout").augment == ("shift", "cutout")
+    with pytest.raises(ValueError, match="augment_p"):
+        get_config("stylegan2", "fast", augment_p=1.2)
     slow = GANConfig(**{**base.to_dict(), "ema_half_life": 1e6})
     ramped = GANConfig(**{**slow.to_dict(), "ema_rampup": 0.05})
     def weights(model):  # parameters only: the EMA copies buffers (w_avg) from G at every step

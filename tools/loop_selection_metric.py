@@ -13,7 +13,10 @@ features and labels; 1 to 11), ``classes`` (how many classes the regression sees
 generated loops, out of 11), ``diversity`` (mean pairwise feature distance of the generated loops divided by
 that of the real ones), ``within`` (the same ratio inside each class, averaged over classes: a conditional
 generator's loops of the class they were asked for against the real loops of that class; 1 = as varied as the
-data, unconditional generators print nothing).
+data, unconditional generators print nothing), ``on_beat`` (conditional generators: the share of the loops of the
+drum styles - those whose real held-out loops all start on the bar's downbeat - whose onset pattern, the three
+bands' flux per 16th, matches their style's mean real pattern best unshifted rather than rolled by some 16ths;
+real loops: 1.0).
 
     python tools/loop_selection_metric.py RUN_DIR/generator_0000750.pt RUN_DIR/generator.pt [--n 200] [--psi 1 0.8]
 """
@@ -48,6 +51,20 @@ def loop_features(mels: torch.Tensor, frames: int) -> np.ndarray:
     return torch.cat([mean, std, steps.flatten(1)], 1).numpy()
 
 
+def onset_steps(features: np.ndarray) -> np.ndarray:
+    """The flux part of :func:`loop_features` rows ``(n, F)`` -> ``(n, 3, 16)`` (bands x 16th steps)."""
+    return features[:, -3 * STEPS_PER_BAR:].reshape(-1, 3, STEPS_PER_BAR)
+
+
+def best_roll(steps: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """For onset patterns ``(n, 3, 16)``, the circular shift in 16ths (0..15) that best correlates each with
+    ``template`` ``(3, 16)`` (both centred per band): ``(n,)``; 0 = in phase."""
+    x = steps - steps.mean(-1, keepdims=True)
+    t = template - template.mean(-1, keepdims=True)
+    scores = np.stack([(np.roll(x, k, -1) * t).sum((1, 2)) for k in range(STEPS_PER_BAR)], 1)
+    return scores.argmax(1)
+
+
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance of Gaussians fitted to rows of ``a`` and ``b``."""
     mu1, mu2 = a.mean(0), b.mean(0)
@@ -79,6 +96,10 @@ class SelectionMetric:
         self.held_labels = torch.cat([d.labels for d in held]).numpy()
         self.held_class_spread = {c: self._spread(self.held_z[self.held_labels == c])
                                   for c in np.unique(self.held_labels)}
+        held_steps = onset_steps(self.f_held)
+        self.templates = {c: held_steps[self.held_labels == c].mean(0) for c in np.unique(self.held_labels)}
+        self.on_beat_classes = [c for c, t in self.templates.items()  # the styles whose real loops are in phase
+                                if (best_roll(held_steps[self.held_labels == c], t) == 0).all()]
 
     def _audio_features(self, audio: torch.Tensor) -> np.ndarray:
         audio = audio[:, : self.spec.loop_samples].float()
@@ -106,6 +127,11 @@ class SelectionMetric:
             ratios = [self._spread(z[lab == c]) / self.held_class_spread[c] for c in self.held_class_spread
                       if (lab == c).sum() > 1]
             out["within"] = float(np.mean(ratios))
+            rows = np.isin(lab, self.on_beat_classes)
+            if rows.any():
+                steps = onset_steps(f)
+                out["on_beat"] = float(np.mean([best_roll(steps[i:i + 1], self.templates[lab[i]])[0] == 0
+                                                for i in np.flatnonzero(rows)]))
         return out
 
     def score_real_held_out(self) -> dict:

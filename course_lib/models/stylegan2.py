@@ -685,12 +685,13 @@ AUGMENTATIONS: tuple[str, ...] = ("shift", "cutout")
 
 
 def augment_loop_images(images: torch.Tensor, policy: Sequence[str], frames: int, generator: torch.Generator,
-                        steps_per_loop: int = 16, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+                        steps_per_loop: int = 16, rank: int = 0, world_size: int = 1, p: float = 1.0) -> torch.Tensor:
     """DiffAugment for loop images: the same random, differentiable transforms for real and fake batches.
 
     The discriminator sees only augmented images (real and generated alike), so it cannot memorise
     a small training set, while the generator still learns the un-augmented distribution (every
-    transform is applied to both sides and is differentiable; Zhao et al., 2020).
+    transform is applied to both sides and is differentiable; Zhao et al., 2020) - as long as no transform
+    is applied so often that its outputs look alike whatever the input (``p`` below).
 
     Args:
         images: ``(batch, 1, n_mels, width)`` loop images; columns ``>= frames`` repeat the loop's start.
@@ -704,6 +705,11 @@ def augment_loop_images(images: torch.Tensor, policy: Sequence[str], frames: int
         steps_per_loop: grid of the ``"shift"`` augmentation (16th notes in a one-bar loop).
         rank, world_size: under data parallelism the random draws are made for the global batch
             and this process keeps rows ``rank::world_size`` (so N processes follow one process's run).
+        p: probability that a transform is applied to an image (drawn per image and transform). With
+            ``p = 1`` the circular shift *leaks* (Karras et al., 2020, ADA): every loop is seen at a uniformly
+            random 16th, so the discriminator cannot tell a loop started on the wrong 16th from a real one, and
+            the generator's loops drift off the bar's downbeat. With ``p < 1`` the un-shifted share keeps the
+            downbeat in place.
     Returns:
         ``(batch, 1, n_mels, width)``.
     """
@@ -718,9 +724,20 @@ def augment_loop_images(images: torch.Tensor, policy: Sequence[str], frames: int
     def draw(high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(0, high, (n, *shape[1:]), generator=generator)[rank::world_size]
 
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+
+    def chosen() -> torch.Tensor | None:  # (b,) which images this transform applies to; None: all of them
+        if p == 1.0:
+            return None
+        return (torch.rand((n,), generator=generator) < p)[rank::world_size]
+
     x = images
     if "shift" in policy:
         steps = draw(steps_per_loop, (b,))
+        keep = chosen()
+        if keep is not None:
+            steps = torch.where(keep, steps, torch.zeros_like(steps))
         offsets = torch.round(steps.double() * frames / steps_per_loop).long()
         cols = (torch.arange(width).unsqueeze(0) % frames - offsets.unsqueeze(1)) % frames  # (b, width)
         x = torch.gather(x, 3, cols.to(x.device).view(b, 1, 1, width).expand(b, 1, h, width))
@@ -731,7 +748,11 @@ def augment_loop_images(images: torch.Tensor, policy: Sequence[str], frames: int
         t_idx, f_idx = torch.arange(width).unsqueeze(0), torch.arange(h).unsqueeze(0)
         t_mask = ((t_idx % frames >= t0) & (t_idx % frames < t0 + tw)).view(b, 1, 1, width)
         f_mask = ((f_idx >= f0) & (f_idx < f0 + fh)).view(b, 1, h, 1)
-        x = torch.where((t_mask | f_mask).to(x.device), torch.full_like(x, -1.0), x)
+        mask = t_mask | f_mask
+        keep = chosen()
+        if keep is not None:
+            mask = mask & keep.view(b, 1, 1, 1)
+        x = torch.where(mask.to(x.device), torch.full_like(x, -1.0), x)
     return x
 
 

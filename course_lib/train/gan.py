@@ -84,7 +84,9 @@ class GANConfig:
     (StyleGAN2-ADA), so that a short run's average is not dominated by the random initial weights.
 
     ``augment`` (StyleGAN2): DiffAugment policy, names from
-    :data:`~course_lib.models.stylegan2.AUGMENTATIONS` applied to every image the discriminator sees.
+    :data:`~course_lib.models.stylegan2.AUGMENTATIONS` applied to the images the discriminator sees, each transform
+    to an image with probability ``augment_p`` (1: every image; then the circular shift leaks, see
+    :func:`~course_lib.models.stylegan2.augment_loop_images`).
 
     Variety within a class (conditional StyleGAN2): ``mode_seeking`` weighs the mode-seeking term of MSGAN
     (Mao et al., CVPR 2019, off in every preset: see the StyleGAN2 card for what it did): the batch's two halves
@@ -158,6 +160,7 @@ class GANConfig:
     g_loss: str = "nonsaturating"
     image_width: int = 128
     augment: tuple[str, ...] = ()
+    augment_p: float = 1.0
     mode_seeking: float = 0.0
     mode_seeking_until: int = 0
     mode_seeking_late: float = 0.0
@@ -200,9 +203,13 @@ class GANConfig:
         if (self.d_projected_until > 0 or self.d_projected_fade > 0) and not self.d_residual:
             raise ValueError("d_projected_until / d_projected_fade switch the projected heads off part-way: the "
                              "residual discriminator must judge beside them (d_residual=True)")
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
         if self.g_loss not in ("nonsaturating", "saturating"):
             raise ValueError(f"g_loss must be 'nonsaturating' or 'saturating', got {self.g_loss!r}")
         self.betas = tuple(self.betas)
+        if isinstance(self.augment, str):  # "shift,cutout" from a command line
+            self.augment = tuple(a.strip() for a in self.augment.split(",") if a.strip())
         self.augment = tuple(self.augment)
         self.export_steps = tuple(int(k) for k in self.export_steps)
 
@@ -493,7 +500,8 @@ class StyleGAN2Task:
         if not self.cfg.augment:
             return images
         return self.sg.augment_loop_images(images, self.cfg.augment, self.spec.frames, rnd.g,
-                                           rank=rnd.info.rank, world_size=rnd.info.world_size)
+                                           rank=rnd.info.rank, world_size=rnd.info.world_size,
+                                           p=self.cfg.augment_p)
 
     def d_step(self, G: nn.Module, D: nn.Module, reals: torch.Tensor, step: int, rnd: BatchRandom) -> dict:
         """Discriminator loss (+ lazy R1 every ``r1_interval`` steps) and its backward; returns logs."""
