@@ -127,11 +127,11 @@ class SelectionMetric:
             ratios = [self._spread(z[lab == c]) / self.held_class_spread[c] for c in self.held_class_spread
                       if (lab == c).sum() > 1]
             out["within"] = float(np.mean(ratios))
-            rows = np.isin(lab, self.on_beat_classes)
-            if rows.any():
-                steps = onset_steps(f)
-                out["on_beat"] = float(np.mean([best_roll(steps[i:i + 1], self.templates[lab[i]])[0] == 0
-                                                for i in np.flatnonzero(rows)]))
+            steps = onset_steps(f)
+            in_phase = [best_roll(steps[lab == c], self.templates[c]) == 0 for c in self.on_beat_classes
+                        if (lab == c).any()]
+            if in_phase:
+                out["on_beat"] = float(np.concatenate(in_phase).mean())
         return out
 
     def score_real_held_out(self) -> dict:
