@@ -177,6 +177,8 @@ def test_projected_heads_switched_off_part_way_stop_training_and_the_residual_go
     for bad in (dict(d_projected_until=-1), dict(d_projected_fade=-2)):
         with pytest.raises(ValueError, match=">= 0"):
             get_config("stylegan2", "fast", **{**base, **bad})
+    with pytest.raises(ValueError, match="d_projected_until > 0"):  # a fade that never starts is refused
+        get_config("stylegan2", "fast", **{**base, "d_projected_until": 0, "d_projected_fade": 3})
     with pytest.raises(ValueError, match="d_residual=True"):
         get_config("stylegan2", "fast", **{**base, "d_residual": False})
 

@@ -200,6 +200,9 @@ class GANConfig:
         if self.d_projected_until < 0 or self.d_projected_fade < 0:
             raise ValueError(f"d_projected_until and d_projected_fade must be >= 0, got {self.d_projected_until}, "
                              f"{self.d_projected_fade}")
+        if self.d_projected_fade > 0 and self.d_projected_until == 0:
+            raise ValueError(f"d_projected_fade={self.d_projected_fade} fades the projected heads out from step "
+                             f"d_projected_until, which is 0 (never): set d_projected_until > 0 too")
         if (self.d_projected_until > 0 or self.d_projected_fade > 0) and not self.d_residual:
             raise ValueError("d_projected_until / d_projected_fade switch the projected heads off part-way: the "
                              "residual discriminator must judge beside them (d_residual=True)")
