@@ -333,3 +333,39 @@ def test_clamp_fakes_shows_the_discriminator_generated_images_in_the_range_of_re
         assert fakes.min() < -1.0 if not clamp else (fakes == -1.0).float().mean() > 0.2  # overshoot below the floor
     grads = [p.grad for p in task.G.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_class_pair_distances_is_the_mean_absolute_difference_of_two_images_of_a_class():
+    images = torch.zeros(5, 1, 2, 2)
+    images[1] += 1.0   # class 0: images 0, 1, 2 -> |0-1| = 1, |0-3| = 3, |1-3| = 2: mean 2
+    images[2] += 3.0
+    images[4] -= 0.5   # class 1: images 3, 4 -> 0.5
+    d = gan.class_pair_distances(images, torch.tensor([0, 0, 0, 1, 1]), 2)
+    assert d.tolist() == pytest.approx([2.0, 0.5])
+    with pytest.raises(ValueError, match="class 2 has 0 training image"):
+        gan.class_pair_distances(images, torch.tensor([0, 0, 0, 1, 1]), 3)
+
+
+def test_variety_floor_asks_pairs_of_a_class_to_differ_as_much_as_real_loops_of_it_and_no_more():
+    cfg = gan.get_config("stylegan2", "fast", batch_size=4, steps=2, progress=False, variety_floor=1.0,
+                         log_every=1, arch=dict(n_classes=3))
+    task = gan.build_task(cfg, torch.device("cpu"))
+    task.set_labels(torch.tensor([0, 1, 2, 0, 1, 2]))
+    lat = task._latents(gan.BatchRandom(0, 0, "g", ddp.init_distributed("cpu"), 4), task.G, step=0)
+    assert lat["labels"][:2].tolist() == lat["labels"][2:].tolist()  # paired as for mode seeking
+    assert all(torch.equal(n[:2], n[2:]) for n in lat["noise"])
+    real = torch.zeros(6, 1, 2, 2)
+    real[3:] += 0.5  # each class holds one image at 0 and one at 0.5
+    task.set_real_variety(real)
+    assert task.real_pair_distance.tolist() == pytest.approx([0.5, 0.5, 0.5])
+    fakes = torch.zeros(4, 1, 2, 2)
+    fakes[2] += 0.25  # pair 0 differs by half the real distance: pays 0.5
+    fakes[3] += 3.0   # pair 1 differs by more than real (clamped to 1): pays 0, not rewarded further
+    floor, ratio = task.variety_floor_loss(fakes, torch.tensor([0, 1, 0, 1]))
+    assert floor.item() == pytest.approx(0.25) and ratio.item() == pytest.approx((0.5 + 2.0) / 2)
+    res = train_gan(cfg, data=torch.randn(8, 32_000) * 0.1, labels=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    assert all(math.isfinite(row["variety"]) and row["variety"] > 0 for row in res.history)
+    with pytest.raises(ValueError, match="variety_floor needs a class-conditional"):
+        gan.build_task(gan.get_config("stylegan2", "fast", variety_floor=1.0), torch.device("cpu"))
+    with pytest.raises(ValueError, match="variety_floor must be >= 0"):
+        gan.get_config("stylegan2", "fast", variety_floor=-1.0)

@@ -52,7 +52,8 @@ MODELS: tuple[str, ...] = ("stylegan2", "melgan")
 PRESET_NAMES: tuple[str, ...] = ("fast", "lecture", "full")
 
 __all__ = ["GANConfig", "PRESETS", "get_config", "BatchRandom", "StyleGAN2Task", "MelGANTask", "build_task",
-           "TrainResult", "train_gan", "train_worker", "load_training_data", "same_label_packs"]
+           "TrainResult", "train_gan", "train_worker", "load_training_data", "same_label_packs",
+           "class_pair_distances"]
 
 
 @dataclass
@@ -94,6 +95,13 @@ class GANConfig:
     as much as their latents z do (with independent noise it learned to make pairs differ by louder noise).
     ``mode_seeking_until`` > 0 switches the weight to ``mode_seeking_late`` at that step (0: the term and the
     pairing end): it helps most before the styles are learned and pulls the images apart once they are.
+
+    ``variety_floor`` (conditional StyleGAN2, 0 = off in every preset) weighs a floor on the variety inside a class:
+    the batch is paired as for ``mode_seeking`` (same labels, noise and mixing latents, different z) and the
+    generator pays ``relu(1 - d(a, b) / d_real[c])`` per pair, where ``d`` is the mean absolute pixel difference of
+    the two images (clamped to [-1, 1]) and ``d_real[c]`` that of two real training images of the class
+    (:func:`class_pair_distances`). Unlike mode seeking, which rewards any difference however large, the term is 0
+    once a pair differs as much as real loops of its style do: it asks for the data's variety, not for more.
 
     Transitional conditioning (after Shahbazi et al., ICLR 2022, "Collapse by conditioning": class-conditional GANs on
     little data lose the variety within a class, unconditional ones keep it): with ``cond_end`` > 0 the class
@@ -164,6 +172,7 @@ class GANConfig:
     mode_seeking: float = 0.0
     mode_seeking_until: int = 0
     mode_seeking_late: float = 0.0
+    variety_floor: float = 0.0
     cond_start: int = 0
     cond_end: int = 0
     lr_decay_start: int = 0
@@ -186,6 +195,8 @@ class GANConfig:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if self.mode_seeking < 0:
             raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
+        if self.variety_floor < 0:
+            raise ValueError(f"variety_floor must be >= 0, got {self.variety_floor}")
         if self.mode_seeking_late < 0:
             raise ValueError(f"mode_seeking_late must be >= 0, got {self.mode_seeking_late}")
         if self.mode_seeking_until < 0:
@@ -347,6 +358,22 @@ def same_label_packs(idx: torch.Tensor, labels: torch.Tensor | None, pack: int, 
     return torch.cat(out).to(idx.device)
 
 
+def class_pair_distances(images: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``(n_classes,)``: per class, the mean absolute pixel difference between two distinct images of it.
+
+    ``images`` ``(N, C, H, W)``, ``labels`` ``(N,)``; every class needs at least two images (``ValueError``).
+    """
+    flat = images.reshape(images.shape[0], -1).float()
+    out = torch.empty(n_classes)
+    for c in range(n_classes):
+        x = flat[labels.to(flat.device) == c]
+        if x.shape[0] < 2:
+            raise ValueError(f"class {c} has {x.shape[0]} training image(s): variety_floor needs two or more per class")
+        d = torch.cdist(x, x, p=1.0) / x.shape[1]
+        out[c] = d.sum() / (x.shape[0] * (x.shape[0] - 1))
+    return out
+
+
 # --------------------------------------------------------------------------- tasks
 
 def _lazy_adam(params, lr: float, betas: tuple[float, float], interval: int) -> torch.optim.Adam:
@@ -373,15 +400,19 @@ class StyleGAN2Task:
         self.sg = sg
         self.class_labels: torch.Tensor | None = None  # the training set's labels (conditional models)
         self.class_names: list[str] | None = None
-        if max(cfg.mode_seeking, cfg.mode_seeking_late) > 0 and not self.conditional:
-            raise ValueError("mode_seeking needs a class-conditional StyleGAN2 (arch n_classes > 0)")
-        if max(cfg.mode_seeking, cfg.mode_seeking_late) > 0 and cfg.batch_size % 2:
-            raise ValueError(f"mode_seeking pairs the two halves of a batch: batch_size must be even, got {cfg.batch_size}")
+        self.real_pair_distance: torch.Tensor | None = None  # (n_classes,) for variety_floor, from the training set
+        pairing = [name for name, weight in (("mode_seeking", max(cfg.mode_seeking, cfg.mode_seeking_late)),
+                                             ("variety_floor", cfg.variety_floor)) if weight > 0]
+        for name in pairing:
+            if not self.conditional:
+                raise ValueError(f"{name} needs a class-conditional StyleGAN2 (arch n_classes > 0)")
+            if cfg.batch_size % 2:
+                raise ValueError(f"{name} pairs the two halves of a batch: batch_size must be even, got {cfg.batch_size}")
         if self.arch.pack > 1 and cfg.batch_size % self.arch.pack:
             raise ValueError(f"the discriminator judges packs of {self.arch.pack} images (arch pack): batch_size "
                              f"must be a multiple of it, got {cfg.batch_size}")
-        if self.arch.pack > 1 and max(cfg.mode_seeking, cfg.mode_seeking_late) > 0:
-            raise ValueError("mode_seeking pairs a batch's halves and arch pack groups its neighbours: use one of them")
+        if self.arch.pack > 1 and pairing:
+            raise ValueError(f"{pairing[0]} pairs a batch's halves and arch pack groups its neighbours: use one of them")
         if cfg.cond_end > 0 and not self.conditional:
             raise ValueError("cond_start / cond_end ramp the class conditioning in: they need a class-conditional "
                              "StyleGAN2 (arch n_classes > 0)")
@@ -406,6 +437,22 @@ class StyleGAN2Task:
         if labels is None:
             raise ValueError(f"a conditional StyleGAN2 (n_classes={self.arch.n_classes}) needs the training labels")
         self.class_labels = self.sg.check_labels(labels, self.arch.n_classes, labels.shape[0]).to(self.device)
+
+    def set_real_variety(self, images: torch.Tensor) -> None:
+        """With ``cfg.variety_floor`` > 0: measure :func:`class_pair_distances` of the training images
+        ``(N, 1, n_mels, width)`` (labels from :meth:`set_labels`); otherwise nothing to do."""
+        if self.cfg.variety_floor > 0:
+            self.real_pair_distance = class_pair_distances(images, self.class_labels, self.arch.n_classes).to(self.device)
+
+    def variety_floor_loss(self, fakes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For pairs ``(i, i + batch/2)`` of one class: ``(mean relu(1 - ratio), mean ratio)`` with ratio = the pair's
+        mean absolute pixel difference (images clamped to [-1, 1]) over ``real_pair_distance`` of its class."""
+        if self.real_pair_distance is None:
+            raise RuntimeError("variety_floor needs the real pair distances: call set_real_variety(images) first")
+        h = fakes.shape[0] // 2
+        x = fakes.clamp(-1.0, 1.0)
+        ratio = (x[:h] - x[h:2 * h]).abs().mean(dim=(1, 2, 3)) / self.real_pair_distance[labels[:h]]
+        return torch.relu(1.0 - ratio).mean(), ratio.mean()
 
     def _split(self, reals) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A batch is images, or ``(images, labels)`` for a conditional model."""
@@ -459,7 +506,7 @@ class StyleGAN2Task:
 
     def _latents(self, rnd: BatchRandom, G: nn.Module, step: int) -> dict:
         g = ddp.unwrap(G)
-        paired = self.mode_seeking_weight(step) > 0
+        paired = self.mode_seeking_weight(step) > 0 or self.cfg.variety_floor > 0
         z = rnd.randn(g.z_dim)
         z2 = rnd.randn(g.z_dim)
         noise = [rnd.randn(1, h, w) for h, w in g.noise_sizes()]
@@ -551,6 +598,10 @@ class StyleGAN2Task:
                 ms = self.mode_seeking_loss(fakes, lat["z"])
                 loss = loss + ms_weight * ms
                 logs["ms"] = ms.detach()
+            if self.cfg.variety_floor > 0:
+                floor, ratio = self.variety_floor_loss(fakes, lat["labels"])
+                loss = loss + self.cfg.variety_floor * floor
+                logs["variety"] = ratio.detach()
             if self.cfg.pl_weight > 0 and step % self.cfg.pl_interval == 0:
                 pl_noise = rnd.randn(*fakes.shape[1:])
                 pen, self.pl_mean = self.sg.path_length_penalty(fakes, ws, self.pl_mean, noise=pl_noise)
@@ -805,6 +856,8 @@ def train_gan(cfg: GANConfig, data: torch.Tensor | None = None, info: ddp.DistIn
         task.set_labels(labels)
         task.class_names = class_names
     dataset = task.prepare(data).to(dev)
+    if cfg.model == "stylegan2":
+        task.set_real_variety(dataset)
     label_set = task.class_labels if cfg.model == "stylegan2" else None
     n = dataset.shape[0]
     sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank, shuffle=True,
