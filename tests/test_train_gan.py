@@ -369,3 +369,22 @@ def test_variety_floor_asks_pairs_of_a_class_to_differ_as_much_as_real_loops_of_
         gan.build_task(gan.get_config("stylegan2", "fast", variety_floor=1.0), torch.device("cpu"))
     with pytest.raises(ValueError, match="variety_floor must be >= 0"):
         gan.get_config("stylegan2", "fast", variety_floor=-1.0)
+
+
+def test_variety_pool_measures_coarse_differences_so_speckle_does_not_count():
+    flat, speckle = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    speckle[..., 0::2, 0::2] += 0.5   # a checkerboard-ish texture with the same mean over each 2x2 block ...
+    speckle[..., 1::2, 1::2] -= 0.5
+    brighter = flat + 0.25            # ... and a level change
+    images = torch.cat([flat, speckle, flat, brighter])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert gan.class_pair_distances(images, labels, 2).tolist() == pytest.approx([0.25, 0.25])
+    assert gan.class_pair_distances(images, labels, 2, pool=2).tolist() == pytest.approx([0.0, 0.25])
+    cfg = gan.get_config("stylegan2", "fast", batch_size=4, variety_floor=1.0, variety_pool=2, arch=dict(n_classes=2))
+    task = gan.build_task(cfg, torch.device("cpu"))
+    task.set_labels(labels)
+    task.set_real_variety(torch.cat([flat, brighter, flat, brighter]))
+    floor, ratio = task.variety_floor_loss(torch.cat([flat, flat, speckle, brighter]), torch.tensor([0, 1, 0, 1]))
+    assert ratio.item() == pytest.approx((0.0 + 1.0) / 2) and floor.item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="variety_pool must be >= 1"):
+        gan.get_config("stylegan2", "fast", variety_pool=0)

@@ -30,6 +30,7 @@ from typing import Any, Sequence, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 
 from course_lib.audio import save
@@ -102,6 +103,8 @@ class GANConfig:
     the two images (clamped to [-1, 1]) and ``d_real[c]`` that of two real training images of the class
     (:func:`class_pair_distances`). Unlike mode seeking, which rewards any difference however large, the term is 0
     once a pair differs as much as real loops of its style do: it asks for the data's variety, not for more.
+    ``variety_pool`` > 1 measures both distances on images average-pooled by that factor in both axes, so that
+    fine texture (speckle, a noisy floor) cannot pay for the variety; what is left is level, brightness and rhythm.
 
     Transitional conditioning (after Shahbazi et al., ICLR 2022, "Collapse by conditioning": class-conditional GANs on
     little data lose the variety within a class, unconditional ones keep it): with ``cond_end`` > 0 the class
@@ -173,6 +176,7 @@ class GANConfig:
     mode_seeking_until: int = 0
     mode_seeking_late: float = 0.0
     variety_floor: float = 0.0
+    variety_pool: int = 1
     cond_start: int = 0
     cond_end: int = 0
     lr_decay_start: int = 0
@@ -197,6 +201,8 @@ class GANConfig:
             raise ValueError(f"mode_seeking must be >= 0, got {self.mode_seeking}")
         if self.variety_floor < 0:
             raise ValueError(f"variety_floor must be >= 0, got {self.variety_floor}")
+        if self.variety_pool < 1:
+            raise ValueError(f"variety_pool must be >= 1 (1 = pixels), got {self.variety_pool}")
         if self.mode_seeking_late < 0:
             raise ValueError(f"mode_seeking_late must be >= 0, got {self.mode_seeking_late}")
         if self.mode_seeking_until < 0:
@@ -358,12 +364,18 @@ def same_label_packs(idx: torch.Tensor, labels: torch.Tensor | None, pack: int, 
     return torch.cat(out).to(idx.device)
 
 
-def class_pair_distances(images: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+def pooled(images: torch.Tensor, pool: int) -> torch.Tensor:
+    """``(N, C, H, W)`` images average-pooled by ``pool`` in both axes (``pool`` = 1: unchanged; ragged edges dropped)."""
+    return images if pool == 1 else F.avg_pool2d(images, pool)
+
+
+def class_pair_distances(images: torch.Tensor, labels: torch.Tensor, n_classes: int, pool: int = 1) -> torch.Tensor:
     """``(n_classes,)``: per class, the mean absolute pixel difference between two distinct images of it.
 
-    ``images`` ``(N, C, H, W)``, ``labels`` ``(N,)``; every class needs at least two images (``ValueError``).
+    ``images`` ``(N, C, H, W)``, ``labels`` ``(N,)``; every class needs at least two images (``ValueError``);
+    ``pool``: measured on :func:`pooled` images.
     """
-    flat = images.reshape(images.shape[0], -1).float()
+    flat = pooled(images.float(), pool).reshape(images.shape[0], -1)
     out = torch.empty(n_classes)
     for c in range(n_classes):
         x = flat[labels.to(flat.device) == c]
@@ -442,15 +454,17 @@ class StyleGAN2Task:
         """With ``cfg.variety_floor`` > 0: measure :func:`class_pair_distances` of the training images
         ``(N, 1, n_mels, width)`` (labels from :meth:`set_labels`); otherwise nothing to do."""
         if self.cfg.variety_floor > 0:
-            self.real_pair_distance = class_pair_distances(images, self.class_labels, self.arch.n_classes).to(self.device)
+            self.real_pair_distance = class_pair_distances(images, self.class_labels, self.arch.n_classes,
+                                                           self.cfg.variety_pool).to(self.device)
 
     def variety_floor_loss(self, fakes: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For pairs ``(i, i + batch/2)`` of one class: ``(mean relu(1 - ratio), mean ratio)`` with ratio = the pair's
-        mean absolute pixel difference (images clamped to [-1, 1]) over ``real_pair_distance`` of its class."""
+        mean absolute pixel difference (images clamped to [-1, 1], :func:`pooled` by ``cfg.variety_pool``) over
+        ``real_pair_distance`` of its class."""
         if self.real_pair_distance is None:
             raise RuntimeError("variety_floor needs the real pair distances: call set_real_variety(images) first")
         h = fakes.shape[0] // 2
-        x = fakes.clamp(-1.0, 1.0)
+        x = pooled(fakes.clamp(-1.0, 1.0), self.cfg.variety_pool)
         ratio = (x[:h] - x[h:2 * h]).abs().mean(dim=(1, 2, 3)) / self.real_pair_distance[labels[:h]]
         return torch.relu(1.0 - ratio).mean(), ratio.mean()
 
