@@ -102,7 +102,8 @@ class GANConfig:
     generator pays ``relu(1 - d(a, b) / d_real[c])`` per pair, where ``d`` is the mean absolute pixel difference of
     the two images (clamped to [-1, 1]) and ``d_real[c]`` that of two real training images of the class
     (:func:`class_pair_distances`). Unlike mode seeking, which rewards any difference however large, the term is 0
-    once a pair differs as much as real loops of its style do: it asks for the data's variety, not for more.
+    once a pair differs as much as real loops of its style do: it asks for the data's variety, not for more (the
+    history logs ``variety``, the pairs' mean distance over the real one; the StyleGAN2 card has the runs).
     ``variety_pool`` > 1 measures both distances on images average-pooled by that factor in both axes, so that
     fine texture (speckle, a noisy floor) cannot pay for the variety; what is left is level, brightness and rhythm.
 
