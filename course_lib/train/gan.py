@@ -97,8 +97,8 @@ class GANConfig:
     ``mode_seeking_until`` > 0 switches the weight to ``mode_seeking_late`` at that step (0: the term and the
     pairing end): it helps most before the styles are learned and pulls the images apart once they are.
 
-    ``variety_floor`` (conditional StyleGAN2, 0 = off in every preset) weighs a floor on the variety inside a class:
-    the batch is paired as for ``mode_seeking`` (same labels, noise and mixing latents, different z) and the
+    ``variety_floor`` (conditional StyleGAN2; 0 = off, 1 in the lecture preset) weighs a floor on the variety
+    inside a class: the batch is paired as for ``mode_seeking`` (same labels, noise and mixing latents, different z) and the
     generator pays ``relu(1 - d(a, b) / d_real[c])`` per pair, where ``d`` is the mean absolute pixel difference of
     the two images (clamped to [-1, 1]) and ``d_real[c]`` that of two real training images of the class
     (:func:`class_pair_distances`). Unlike mode seeking, which rewards any difference however large, the term is 0
@@ -252,11 +252,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # (DiffAugment, lazy R1, EMA ramp-up, little style mixing, class-conditional); see the card.
         # class-conditional (the 11 loop styles): the unconditional recipe collapsed onto a few styles in 30 min
         # augment_p 0.5: with every image rolled the 16th shift leaked and the loops left the downbeat
+        # variety_floor on 8x8-pooled images: without it the loops of a style collapsed onto each other
         "lecture": dict(steps=2000, batch_size=16, data_preset="lecture", lr_g=2.5e-3, lr_d=2.5e-3,
                         arch=dict(channels=(96, 96, 48, 24, 12), z_dim=128, w_dim=128, mapping_layers=2,
                                   n_classes=11),
                         ema_half_life=5000.0, ema_rampup=0.05, r1_gamma=1.0, r1_interval=16, mixing_prob=0.25,
-                        augment=("shift", "cutout"), augment_p=0.5, log_every=25, snapshot_every=275,
+                        augment=("shift", "cutout"), augment_p=0.5, variety_floor=1.0, variety_pool=8,
+                        log_every=25, snapshot_every=275,
                         checkpoint_every=250, export_steps=(500, 1000, 1500)),
         "full": dict(steps=100_000, batch_size=16, data_preset="full", lr_g=2e-3, lr_d=2e-3,
                      arch=dict(channels=(256, 256, 256, 128, 64), z_dim=256, w_dim=256, mapping_layers=8,
