@@ -98,9 +98,9 @@ class GANConfig:
     pairing end): it helps most before the styles are learned and pulls the images apart once they are.
 
     ``variety_floor`` (conditional StyleGAN2; 0 = off, 1 in the lecture preset) weighs a floor on the variety
-    inside a class: the batch is paired as for ``mode_seeking`` (same labels, noise and mixing latents, different z) and the
-    generator pays ``relu(1 - d(a, b) / d_real[c])`` per pair, where ``d`` is the mean absolute pixel difference of
-    the two images (clamped to [-1, 1]) and ``d_real[c]`` that of two real training images of the class
+    inside a class: the batch is paired as for ``mode_seeking`` (same labels, noise and mixing latents, different
+    z) and the generator pays ``relu(1 - d(a, b) / d_real[c])`` per pair, where ``d`` is the mean absolute pixel
+    difference of the two images (clamped to [-1, 1]) and ``d_real[c]`` that of two real training images of the class
     (:func:`class_pair_distances`). Unlike mode seeking, which rewards any difference however large, the term is 0
     once a pair differs as much as real loops of its style do: it asks for the data's variety, not for more (the
     history logs ``variety``, the pairs' mean distance over the real one; the StyleGAN2 card has the runs).
